@@ -1,0 +1,153 @@
+"""Settings: defaults < TOML config file < ``CALLCENTER_*`` environment.
+
+Secrets come only from the environment or a secrets file (``CALLCENTER_SECRETS_FILE``, TOML);
+a secret written into the ordinary config file is refused, so a config file can be shared
+or committed without leaking anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "CALLCENTER_"
+SECRET_FIELDS = frozenset(
+    {
+        "ami_password",
+        "ari_password",
+        "telegram_token",
+        "telegram_webhook_secret",
+        "smtp_password",
+        "imap_password",
+        "session_key",
+    }
+)
+
+
+class ConfigError(ValueError):
+    """The configuration is unusable; the message says which setting and why."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    default_region: str = "RU"
+    timezone: str = "Europe/Moscow"
+    language: str = "ru"
+
+    web_host: str = "127.0.0.1"
+    web_port: int = 8080
+
+    ami_host: str = "127.0.0.1"
+    ami_port: int = 5038
+    ami_user: str = "callcenter"
+    ari_url: str = "http://127.0.0.1:8088"
+    ari_user: str = "callcenter"
+    ari_app: str = "callcenter"
+    agi_host: str = "127.0.0.1"
+    agi_port: int = 4573
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_from: str = "support@example.com"
+    imap_host: str = "127.0.0.1"
+    imap_port: int = 993
+    imap_user: str = ""
+    telegram_api_base: str = "https://api.telegram.org"
+
+    ami_password: str = field(default="", repr=False)
+    ari_password: str = field(default="", repr=False)
+    telegram_token: str = field(default="", repr=False)
+    telegram_webhook_secret: str = field(default="", repr=False)
+    smtp_password: str = field(default="", repr=False)
+    imap_password: str = field(default="", repr=False)
+    session_key: str = field(default="", repr=False)
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'callcenter.db').resolve()}"
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Turn ``[ami] host = ...`` into ``{"ami_host": ...}``."""
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{name}_"))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _coerce(name: str, raw: Any, target: Any) -> Any:
+    """Convert a raw value (a string from the environment, or TOML) to the field's type."""
+    if target is int or target == "int":
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"setting {name!r} must be an integer, got {raw!r}") from None
+    if target is Path or target == "Path":
+        return Path(str(raw))
+    if not isinstance(raw, str):
+        raise ConfigError(f"setting {name!r} must be a string, got {raw!r}")
+    return raw
+
+
+def _read_toml(path: Path, what: str) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return _flatten(tomllib.load(fh))
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, config_file: Path | None = None
+) -> Settings:
+    """Build settings from defaults, the config file, the secrets file and the environment."""
+    env = os.environ if environ is None else environ
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    values: dict[str, Any] = {}
+
+    path = config_file or (
+        Path(env[f"{ENV_PREFIX}CONFIG"]) if f"{ENV_PREFIX}CONFIG" in env else None
+    )
+    if path is not None:
+        from_file = _read_toml(path, "config file")
+        leaked = sorted(SECRET_FIELDS & from_file.keys())
+        if leaked:
+            raise ConfigError(
+                f"config file {path} contains secrets ({', '.join(leaked)}); "
+                f"put them in the environment or in {ENV_PREFIX}SECRETS_FILE"
+            )
+        values.update(from_file)
+
+    if f"{ENV_PREFIX}SECRETS_FILE" in env:
+        secrets = _read_toml(Path(env[f"{ENV_PREFIX}SECRETS_FILE"]), "secrets file")
+        values.update(secrets)
+
+    for key, raw in env.items():
+        if key.startswith(ENV_PREFIX) and key not in (
+            f"{ENV_PREFIX}CONFIG",
+            f"{ENV_PREFIX}SECRETS_FILE",
+        ):
+            values[key[len(ENV_PREFIX) :].lower()] = raw
+
+    unknown = sorted(k for k in values if k not in fields)
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
+    typed = {name: _coerce(name, raw, fields[name].type) for name, raw in values.items()}
+    return Settings(**typed)

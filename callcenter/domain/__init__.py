@@ -1,0 +1,1 @@
+"""Domain logic: customers, identities, tickets, interactions. No web or telephony imports."""

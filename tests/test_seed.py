@@ -1,0 +1,55 @@
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcenter.db import create_engine
+from callcenter.domain.customers import find_customer
+from callcenter.domain.identity import normalize
+from callcenter.models import Call, Channel, Customer, Identity, IdentityKind, Interaction, Ticket
+from callcenter.seed import seed
+
+
+async def test_seed_loads_consistent_history_across_three_channels(
+    sessions: async_sessionmaker[AsyncSession], database_url: str
+) -> None:
+    engine = create_engine(database_url)
+    try:
+        first = await seed(engine, 40, batch_size=15)
+        second = await seed(engine, 10, batch_size=15, seed_value=2)
+    finally:
+        await engine.dispose()
+
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Customer)) == 50
+        interactions = await session.scalar(select(func.count()).select_from(Interaction))
+        assert interactions == first.interactions + second.interactions
+        assert 300 <= interactions <= 700
+
+        channels = set(await session.scalars(select(Interaction.channel).distinct()))
+        assert channels == {Channel.CALL, Channel.TELEGRAM, Channel.EMAIL}
+        calls = await session.scalar(
+            select(func.count()).select_from(Interaction).where(Interaction.channel == Channel.CALL)
+        )
+        assert await session.scalar(select(func.count()).select_from(Call)) == calls
+
+        oldest = await session.scalar(select(func.min(Interaction.occurred_at)))
+        assert datetime.now(UTC) - oldest <= timedelta(days=91)
+
+        for identity in await session.scalars(select(Identity)):
+            assert normalize(identity.kind, identity.value) == identity.value
+        phone = await session.scalar(
+            select(Identity.value).where(Identity.kind == IdentityKind.PHONE).limit(1)
+        )
+        national = "8" + phone[2:]
+        assert await find_customer(session, IdentityKind.PHONE, national) is not None
+
+        names = list(await session.scalars(select(Customer.display_name)))
+        assert all(any("а" <= ch <= "я" for ch in name.lower()) for name in names)
+        orphan_tickets = await session.scalar(
+            select(func.count())
+            .select_from(Interaction)
+            .outerjoin(Ticket, Ticket.id == Interaction.ticket_id)
+            .where(Ticket.customer_id != Interaction.customer_id)
+        )
+        assert orphan_tickets == 0
