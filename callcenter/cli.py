@@ -99,6 +99,12 @@ async def _seed(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_classify(settings: Settings, args: argparse.Namespace) -> int:
+    from callcenter.classify.cli import run
+
+    return run(sys.stdin, sys.stdout)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="callcenter", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -133,6 +139,11 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--seed", type=int, default=1)
     seed.add_argument("--quiet", action="store_true")
     seed.set_defaults(handler=_seed)
+
+    classify = commands.add_parser(
+        "classify", help="tag messages read one per line from stdin with intents and order numbers"
+    )
+    classify.set_defaults(handler=_cmd_classify)
     return parser
 
 
@@ -142,7 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    for noisy in ("alembic", "pymorphy3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         settings = load_settings()
         result = args.handler(settings, args)

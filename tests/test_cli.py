@@ -74,3 +74,14 @@ def test_a_broken_setting_is_reported_not_a_traceback(env: dict[str, str]) -> No
     result = run(env, "migrate")
     assert result.returncode == 2
     assert "web_port" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_classify_writes_one_json_object_per_input_line(env: dict[str, str]) -> None:
+    lines = "Мой заказ №12345 не пришёл\n\nПришлите чек по заказу 55501\n"
+    result = run(env, "classify", stdin=lines)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        '{"intents": ["delivery"], "order_numbers": ["12345"]}',
+        '{"intents": [], "order_numbers": []}',
+        '{"intents": ["invoice"], "order_numbers": ["55501"]}',
+    ]
