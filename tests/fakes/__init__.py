@@ -1,0 +1,1 @@
+"""Local stand-ins for outside services that the machine cannot reach (Telegram)."""
