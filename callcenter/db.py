@@ -16,7 +16,12 @@ from sqlalchemy.ext.asyncio import (
 
 
 def create_engine(url: str, **kwargs: object) -> AsyncEngine:
-    """An async engine; SQLite gets WAL, foreign keys and a busy timeout."""
+    """An async engine; SQLite gets WAL, foreign keys, a busy timeout and immediate transactions.
+
+    SQLite upgrades a reading transaction to a writing one only if no other connection did
+    the same, and fails at once otherwise ("database is locked"), whatever the timeout; taking
+    the write lock at BEGIN makes concurrent writers wait their turn instead.
+    """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -30,6 +35,11 @@ def create_engine(url: str, **kwargs: object) -> AsyncEngine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
+            dbapi_conn.isolation_level = None  # SQLAlchemy, not the driver, emits BEGIN
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin_immediate(conn) -> None:  # type: ignore[no-untyped-def]
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
