@@ -317,7 +317,10 @@ class Outbox(Base):
     """A message waiting to be sent; retried with backoff until sent or given up."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_recipient", "channel", "recipient", "status"),
+    )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
@@ -328,6 +331,9 @@ class Outbox(Base):
     status: Mapped[OutboxStatus] = mapped_column(_enum(OutboxStatus), default=OutboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)
+    """Set while a worker is sending the row; a lapsed lease lets another worker retry it."""
+    external_id: Mapped[str | None] = mapped_column(String(255), default=None)
     last_error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
