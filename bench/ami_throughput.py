@@ -1,0 +1,180 @@
+"""AMI event throughput: our frame reader + dispatch vs. only reading and splitting.
+
+Both read the same synthetic AMI stream (Russian caller names, ~12 headers an event) from a
+loopback TCP server in another thread, in one run:
+  - adapter:  AmiClient (amiframes decoding and parsing, one queue, one consumer task,
+              one listener) -> events/s delivered to the listener
+  - baseline: an asyncio.Protocol that only splits the bytes into frames and counts them
+  - for reference, panoramisk 1.4's own protocol (decodes each read, corrupting names cut
+    by a read; Message objects; synchronous dispatch)
+Goal from the telephony issue: adapter >= 20,000 events/s and >= half the baseline.
+
+    .venv/bin/python bench/ami_throughput.py [--events 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import threading
+import time
+
+from panoramisk.ami_protocol import AMIProtocol
+
+from callcenter.channels.telephony.ami import AmiClient
+from callcenter.channels.telephony.amiframes import AmiEvent
+
+NAMES = ["Иван Петров", "Ёлкина Жанна", "Мария Сидорова-Щукина", "Пётр Иванович Кузнецов"]
+
+
+def synthetic_stream(count: int) -> bytes:
+    """`count` AMI events in the shapes of one queued call, with Russian caller names."""
+    kinds = ["Newchannel", "QueueCallerJoin", "AgentCalled", "AgentConnect", "Hangup"]
+    frames = []
+    for i in range(count):
+        uid = f"1795817{i // 5:06d}.{i}"
+        frames.append(
+            f"Event: {kinds[i % 5]}\r\nPrivilege: agent,all\r\nChannel: PJSIP/trunk-{i:08x}\r\n"
+            f"ChannelState: 6\r\nChannelStateDesc: Up\r\nCallerIDNum: +7916{i:07d}\r\n"
+            f"CallerIDName: {NAMES[i % 4]}\r\nConnectedLineNum: <unknown>\r\n"
+            f"Language: ru\r\nContext: inbound\r\nExten: s\r\nUniqueid: {uid}\r\n"
+            f"Linkedid: {uid}\r\nQueue: support\r\nInterface: PJSIP/1001\r\n\r\n"
+        )
+    return "".join(frames).encode()
+
+
+def serve(listener: socket.socket, stream: bytes, connections: int) -> None:
+    """A fake AMI: banner, accept any login, then the whole stream; blocking, in a thread."""
+    for _ in range(connections):
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(b"Asterisk Call Manager/9.0.0\r\n")
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += conn.recv(4096)
+            action_id = request.split(b"ActionID: ")[1].split(b"\r\n")[0]
+            conn.sendall(b"Response: Success\r\nActionID: " + action_id + b"\r\n\r\n")
+            conn.sendall(b"Event: FullyBooted\r\nPrivilege: system,all\r\n\r\n")
+            conn.sendall(stream)
+            conn.recv(1)  # until the client closes
+
+
+async def adapter_run(port: int, count: int) -> float:
+    done = asyncio.Event()
+    received = 0
+
+    def listener(event: AmiEvent) -> None:
+        nonlocal received
+        received += 1
+        if received == count + 1:  # FullyBooted, then the stream
+            done.set()
+
+    client = AmiClient("127.0.0.1", port, "bench", "bench", ping_interval=3600)
+    client.add_listener(listener)
+    started = time.perf_counter()
+    await client.start()
+    await done.wait()
+    elapsed = time.perf_counter() - started
+    await client.stop()
+    return count / elapsed
+
+
+class SplitOnly(asyncio.Protocol):
+    """Baseline: read and split into frames, nothing else."""
+
+    def __init__(self, count: int, done: asyncio.Future[None]) -> None:
+        self.count, self.done = count, done
+        self.buffer = b""
+        self.frames = -2  # the login response and FullyBooted are not part of the stream
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.write(b"Action: Login\r\nActionID: 1\r\n\r\n")  # type: ignore[attr-defined]
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        parts = (self.buffer + data).split(b"\r\n\r\n")
+        self.buffer = parts.pop()
+        self.frames += len(parts)
+        if self.frames >= self.count and not self.done.done():
+            self.done.set_result(None)
+
+
+async def baseline_run(port: int, count: int) -> float:
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    started = time.perf_counter()
+    transport, _ = await loop.create_connection(lambda: SplitOnly(count, done), "127.0.0.1", port)
+    await done
+    elapsed = time.perf_counter() - started
+    transport.close()
+    return count / elapsed
+
+
+class StockFactory:
+    """Just enough of panoramisk's Manager for its protocol to dispatch events."""
+
+    def __init__(self, count: int, done: asyncio.Future[None]) -> None:
+        self.count, self.done, self.events = count + 1, done, 0  # with FullyBooted
+
+    def dispatch(self, message: object) -> None:
+        self.events += 1
+        if self.events == self.count:
+            self.done.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """panoramisk's protocol reports the close here; nothing to do."""
+
+
+async def panoramisk_run(port: int, count: int) -> float:
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    factory = StockFactory(count, done)
+
+    def protocol() -> AMIProtocol:
+        class Stock(AMIProtocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                super().connection_made(transport)
+                self.factory, self.encoding = factory, "utf-8"
+                transport.write(b"Action: Login\r\nActionID: 1\r\n\r\n")  # type: ignore[attr-defined]
+
+        return Stock()
+
+    started = time.perf_counter()
+    transport, _ = await loop.create_connection(protocol, "127.0.0.1", port)
+    await done
+    elapsed = time.perf_counter() - started
+    transport.close()
+    return count / elapsed
+
+
+async def main(count: int, rounds: int) -> None:
+    stream = synthetic_stream(count)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server = threading.Thread(target=serve, args=(listener, stream, 3 * rounds), daemon=True)
+    server.start()
+    print(f"{count} events, {len(stream) / 1e6:.1f} MB, best of {rounds} rounds")
+    baseline = adapter = stock = 0.0
+    for _ in range(rounds):
+        baseline = max(baseline, await baseline_run(port, count))
+        adapter = max(adapter, await adapter_run(port, count))
+        stock = max(stock, await panoramisk_run(port, count))
+    print(f"baseline (read + split only):       {baseline:12,.0f} events/s")
+    print(f"adapter (frames + dispatch to app): {adapter:12,.0f} events/s")
+    print(f"panoramisk 1.4 protocol, reference: {stock:12,.0f} events/s")
+    ratio = adapter / baseline
+    goal = adapter >= 20_000 and ratio >= 0.5
+    print(
+        f"adapter / baseline: {ratio:.2f}  (goal: >= 20,000 events/s and >= 0.50: "
+        f"{'met' if goal else 'NOT met'})"
+    )
+    listener.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    asyncio.run(main(args.events, args.rounds))

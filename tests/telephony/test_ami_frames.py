@@ -1,0 +1,110 @@
+"""The AMI frame parser keeps Russian text intact however TCP splits the stream."""
+
+from __future__ import annotations
+
+import pytest
+from panoramisk.ami_protocol import AMIProtocol
+
+from callcenter.channels.telephony.amiframes import (
+    AmiEvent,
+    AmiFrameError,
+    FrameReader,
+    event_of,
+    parse_frame,
+)
+
+BANNER = b"Asterisk Call Manager/9.0.0\r\n"
+AGENT_CALLED = (
+    "Event: AgentCalled\r\nChannel: PJSIP/trunk-00000002\r\nCallerIDNum: +79161234567\r\n"
+    "CallerIDName: Иван Петров\r\nLinkedid: 1795817157.2\r\nQueue: support\r\n"
+    "MemberName: Agent One\r\nInterface: PJSIP/1001\r\n\r\n"
+)
+NEWCHANNEL = (
+    "Event: Newchannel\r\nChannel: PJSIP/trunk-00000003\r\nCallerIDName: Ёлкина Жанна 🙂\r\n"
+    "ChanVariable: CC_CUSTOMER_ID=42\r\nChanVariable: CC_QUEUE_PRIO=5\r\nAccountCode:\r\n\r\n"
+)
+STREAM = BANNER + (AGENT_CALLED + "Response: Success\r\nActionID: 1\r\n\r\n" + NEWCHANNEL).encode()
+
+
+def feed_in_two(stream: bytes, cut: int) -> tuple[FrameReader, list[dict[str, str]]]:
+    reader = FrameReader()
+    return reader, reader.feed(stream[:cut]) + reader.feed(stream[cut:])
+
+
+def multibyte_cuts(stream: bytes) -> list[int]:
+    """Positions that fall inside a multi-byte UTF-8 character."""
+    return [i for i in range(1, len(stream)) if stream[i] & 0xC0 == 0x80]
+
+
+def test_whole_stream_parses_into_frames():
+    reader, frames = feed_in_two(STREAM, len(STREAM))
+    assert reader.banner == "Asterisk Call Manager/9.0.0"
+    assert [f.get("Event", f.get("Response")) for f in frames] == [
+        "AgentCalled",
+        "Success",
+        "Newchannel",
+    ]
+    assert frames[0]["CallerIDName"] == "Иван Петров"
+    event = event_of(frames[2])
+    assert event == AmiEvent("Newchannel", frames[2])
+    assert event.headers["CallerIDName"] == "Ёлкина Жанна 🙂"
+    assert event.values("ChanVariable") == ["CC_CUSTOMER_ID=42", "CC_QUEUE_PRIO=5"]
+    assert event.headers["AccountCode"] == ""
+
+
+def test_every_split_position_yields_identical_frames():
+    _, expected = feed_in_two(STREAM, len(STREAM))
+    assert len(multibyte_cuts(STREAM)) >= 20  # the stream really exercises split characters
+    for cut in range(1, len(STREAM)):
+        _, frames = feed_in_two(STREAM, cut)
+        assert frames == expected, f"cut at byte {cut}"
+
+
+def test_byte_by_byte_feeding_yields_identical_frames():
+    _, expected = feed_in_two(STREAM, len(STREAM))
+    reader = FrameReader()
+    frames = [frame for i in range(len(STREAM)) for frame in reader.feed(STREAM[i : i + 1])]
+    assert frames == expected
+
+
+def test_plain_panoramisk_loses_split_characters():
+    """Why amiframes exists: panoramisk 1.4 decodes every read on its own."""
+    stream = AGENT_CALLED.encode()
+    cut = multibyte_cuts(stream)[0]  # inside the "И" of "Иван"
+    received = []
+
+    class Factory:
+        def dispatch(self, message):
+            received.append(message)
+
+    protocol = AMIProtocol()
+    protocol.connection_made(transport=None)
+    protocol.factory, protocol.encoding = Factory(), "utf-8"
+    protocol.data_received(stream[:cut])
+    protocol.data_received(stream[cut:])
+
+    assert received[0]["CallerIDName"] != "Иван Петров"
+    _, frames = feed_in_two(stream, cut)
+    assert frames[0]["CallerIDName"] == "Иван Петров"
+
+
+def test_windows_1251_caller_name_is_recovered():
+    frame = "Event: Newchannel\r\nCallerIDName: Иван Петров\r\n\r\n".encode("cp1251")
+    [headers] = FrameReader().feed(frame)
+    assert headers["CallerIDName"] == "Иван Петров"
+
+
+def test_header_without_space_after_colon():
+    assert parse_frame("Event: Hangup\r\nCause-txt:\r\nUniqueid: 1.2") == {
+        "Event": "Hangup",
+        "Cause-txt": "",
+        "Uniqueid": "1.2",
+    }
+
+
+def test_endless_frame_is_refused():
+    reader = FrameReader()
+    reader.feed(BANNER)
+    with pytest.raises(AmiFrameError):
+        for _ in range(20):
+            reader.feed(b"X-Junk: " + b"a" * 100_000 + b"\r\n")
