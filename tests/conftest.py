@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -14,6 +15,10 @@ from callcenter.models import Base
 from tests.dbs import database
 
 BACKENDS = ["sqlite", "postgresql"]
+
+# Per-example deadlines measure the machine's load, not our code: CI runs on 2 shared cores.
+settings.register_profile("callcenter", deadline=None)
+settings.load_profile("callcenter")
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
