@@ -1,0 +1,276 @@
+"""Durable call records: one Interaction (channel ``call``) and one Call row per Asterisk Linkedid.
+
+`store_call` files a finished call under the customer owning the caller's number (a new
+profile for a new number) and is idempotent per Linkedid, even when two processes race.
+A caller id that is no phone number (withheld, "anonymous", an internal extension) gets a
+fresh profile without any identity: grouping unrelated callers under one "unknown" profile
+would mix their histories, and an agent can merge the fresh profile once the caller is known.
+The raw caller id is kept on the Call row.
+
+`CallRecorder` stores every CallEnded published on the bus, each in its own transaction, and
+keeps records in memory (bounded) while the database is unavailable, retrying with backoff;
+after each commit of a new record it publishes CallRecorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcenter.bus import Bus
+from callcenter.channels.telephony.events import CallEnded, CallRecorded
+from callcenter.db import unit_of_work
+from callcenter.domain.customers import create_customer, resolve_customer
+from callcenter.domain.errors import InvalidPhone
+from callcenter.domain.identity import normalize_phone
+from callcenter.models import (
+    Call,
+    CallOutcome,
+    Channel,
+    Customer,
+    Direction,
+    IdentityKind,
+    Interaction,
+    User,
+)
+
+log = logging.getLogger(__name__)
+
+HIDDEN_CALLER_IDS = {"", "anonymous", "unknown", "<unknown>", "restricted", "private"}
+
+
+async def _existing(session: AsyncSession, linkedid: str) -> Interaction | None:
+    return await session.scalar(
+        select(Interaction).where(
+            Interaction.channel == Channel.CALL, Interaction.external_id == linkedid
+        )
+    )
+
+
+async def _agent_id(
+    session: AsyncSession, interface: str | None, agents: Mapping[str, int] | None
+) -> int | None:
+    if not interface:
+        return None
+    if agents is not None:
+        return agents.get(interface)
+    return await session.scalar(select(User.id).where(User.sip_endpoint == interface))
+
+
+def _phone(raw: str, region: str) -> str | None:
+    try:
+        return normalize_phone(raw, region)
+    except InvalidPhone:
+        return None
+
+
+def _caller_name(name: str, number: str) -> str:
+    """The caller id name, unless it is a placeholder or just the number again."""
+    name = name.strip()
+    if name.lower() in HIDDEN_CALLER_IDS or name == number.strip():
+        return ""
+    return name
+
+
+def describe(ended: CallEnded, phone: str | None) -> str:
+    """The interaction's text, as agents read it in the customer's history."""
+    queue = f"в очередь {ended.queue}" if ended.queue else "без очереди"
+    wait, talk = ended.wait_seconds, ended.talk_seconds
+    if ended.outcome is CallOutcome.ANSWERED:
+        text = f"Звонок {queue}, ожидание {wait} с, разговор {talk} с"
+    elif ended.outcome is CallOutcome.ABANDONED:
+        text = f"Пропущенный звонок {queue}: абонент положил трубку через {wait} с ожидания"
+    elif ended.outcome is CallOutcome.TIMEOUT:
+        text = f"Пропущенный звонок {queue}: никто не ответил за {wait} с"
+    else:
+        text = "Пропущенный звонок: абонент положил трубку, не дождавшись очереди"
+    if phone is None:
+        raw = ended.caller_number.strip()
+        text += " (номер скрыт)" if raw.lower() in HIDDEN_CALLER_IDS else f" (номер {raw})"
+    return text
+
+
+async def store_call(
+    session: AsyncSession,
+    ended: CallEnded,
+    *,
+    region: str = "RU",
+    agents: Mapping[str, int] | None = None,
+) -> Interaction:
+    """Store a finished call once per Linkedid; the caller commits.
+
+    `agents` maps an interface (PJSIP/1001) to a user id; without it, users are looked up by
+    their sip_endpoint. A second delivery returns the interaction already stored.
+    """
+    interaction, _ = await _store(session, ended, region, agents)
+    return interaction
+
+
+async def _store(
+    session: AsyncSession, ended: CallEnded, region: str, agents: Mapping[str, int] | None
+) -> tuple[Interaction, bool]:
+    """The call's interaction, and whether this call stored it."""
+    existing = await _existing(session, ended.linkedid)
+    if existing is not None:
+        return existing, False
+    agent_id = await _agent_id(session, ended.agent_interface, agents)
+    phone = _phone(ended.caller_number, region)
+    name = _caller_name(ended.caller_name, ended.caller_number)
+    customer: Customer | None = None
+    if phone is not None:
+        customer, _ = await resolve_customer(
+            session, IdentityKind.PHONE, phone, display_name=name, source="call", region=region
+        )
+    try:
+        async with session.begin_nested():
+            if customer is None:
+                customer = await create_customer(session, name)
+            interaction = Interaction(
+                customer_id=customer.id,
+                channel=Channel.CALL,
+                direction=Direction.INBOUND,
+                external_id=ended.linkedid,
+                text=describe(ended, phone),
+                agent_id=agent_id,
+                occurred_at=ended.started_at,
+            )
+            session.add(interaction)
+            await session.flush()
+            session.add(
+                Call(
+                    interaction_id=interaction.id,
+                    linkedid=ended.linkedid,
+                    queue=ended.queue,
+                    agent_id=agent_id,
+                    agent_endpoint=ended.agent_interface,
+                    caller_number=ended.caller_number[:64],
+                    wait_seconds=ended.wait_seconds,
+                    talk_seconds=ended.talk_seconds,
+                    outcome=ended.outcome,
+                    started_at=ended.started_at,
+                    answered_at=ended.answered_at,
+                    ended_at=ended.ended_at,
+                )
+            )
+    except IntegrityError:
+        # Another process stored this Linkedid first: its record stands.
+        raced = await _existing(session, ended.linkedid)
+        if raced is None:
+            raise
+        return raced, False
+    return interaction, True
+
+
+def _transient(exc: Exception) -> bool:
+    """A database that is down, restarting or locked: worth retrying later."""
+    if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+class CallRecorder:
+    """Stores the CallEnded events of the bus in order, surviving database outages."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        region: str = "RU",
+        agents: Mapping[str, int] | None = None,
+        capacity: int = 10_000,
+        backoff: tuple[float, float] = (0.5, 30.0),
+    ) -> None:
+        self._sessions = sessions
+        self._region = region
+        self._agents = agents
+        self._backlog: asyncio.Queue[CallEnded] = asyncio.Queue(capacity)
+        self._backoff = backoff
+        self._task: asyncio.Task[None] | None = None
+        self._storing = 0
+        self._bus: Bus | None = None
+
+    def subscribe(self, bus: Bus) -> None:
+        """Store the bus's CallEnded events and publish CallRecorded on it."""
+        self._bus = bus
+        bus.subscribe(CallEnded, self.record)
+
+    async def record(self, ended: CallEnded) -> None:
+        """Queue a record; when the backlog is full this waits rather than drop anything."""
+        if self._backlog.full():
+            log.error("call record backlog full (%d); waiting for the database", self.pending)
+        await self._backlog.put(ended)
+
+    @property
+    def pending(self) -> int:
+        """Records received and not stored yet (the one being tried included)."""
+        return self._backlog.qsize() + self._storing
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="call-recorder")
+
+    async def drain(self) -> None:
+        """Wait until every queued record is stored (or given up as invalid)."""
+        await self._backlog.join()
+
+    async def stop(self) -> None:
+        pending = self.pending
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if pending:
+            log.error("stopped with %d call records not stored", pending)
+
+    async def _run(self) -> None:
+        while True:
+            ended = await self._backlog.get()
+            self._storing = 1
+            try:
+                await self._store(ended)
+            finally:
+                self._storing = 0
+                self._backlog.task_done()
+
+    async def _store(self, ended: CallEnded) -> None:
+        low, high = self._backoff
+        delay = low
+        while True:
+            try:
+                async with unit_of_work(self._sessions) as session:
+                    interaction, created = await _store(session, ended, self._region, self._agents)
+                if created and self._bus is not None:
+                    self._bus.publish(
+                        CallRecorded(
+                            interaction_id=interaction.id,
+                            customer_id=interaction.customer_id,
+                            agent_id=interaction.agent_id,
+                            linkedid=ended.linkedid,
+                            queue=ended.queue,
+                            caller_number=ended.caller_number,
+                            outcome=ended.outcome,
+                            wait_seconds=ended.wait_seconds,
+                            at=ended.ended_at,
+                        )
+                    )
+                return
+            except Exception as exc:
+                if not _transient(exc):
+                    log.exception("call record %s cannot be stored: %r", ended.linkedid, ended)
+                    return
+                log.warning(
+                    "database unavailable for call record %s (%s); retrying in %.1fs, "
+                    "%d more waiting",
+                    ended.linkedid,
+                    exc.__class__.__name__,
+                    delay,
+                    self._backlog.qsize(),
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, high)
