@@ -5,7 +5,7 @@ from callcenter.web.app import create_app
 
 
 async def test_healthz_answers_without_auth_and_without_details(database_url: str) -> None:
-    app = create_app(Settings(database_url=database_url))
+    app = create_app(Settings(database_url=database_url, session_key="k" * 40))
     async with TestClient(TestServer(app)) as client:
         response = await client.get("/healthz")
         assert response.status == 200
@@ -13,7 +13,11 @@ async def test_healthz_answers_without_auth_and_without_details(database_url: st
 
 
 async def test_healthz_says_failing_when_the_database_is_gone() -> None:
-    app = create_app(Settings(database_url="postgresql+asyncpg://postgres@127.0.0.1:1/none"))
+    app = create_app(
+        Settings(
+            database_url="postgresql+asyncpg://postgres@127.0.0.1:1/none", session_key="k" * 40
+        )
+    )
     async with TestClient(TestServer(app)) as client:
         response = await client.get("/healthz")
         assert response.status == 503

@@ -1,18 +1,27 @@
-"""Building the aiohttp application."""
+"""Building the aiohttp application: settings, database, templates, middleware, routes."""
 
 from __future__ import annotations
 
 from aiohttp import web
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from callcenter.config import Settings
 from callcenter.db import create_engine, session_factory
+from callcenter.health import HealthRegistry, registry
+from callcenter.web.access import public
+from callcenter.web.cookies import SessionCodec
+from callcenter.web.headers import add_security_headers
+from callcenter.web.keys import CODEC, ENGINE, HEALTH, HUB, LIMITER, SESSIONS, SETTINGS
+from callcenter.web.middleware import access_middleware
+from callcenter.web.ratelimit import LoginLimiter
+from callcenter.web.render import STATIC, setup_templates
+from callcenter.web.streams import Hub
+from callcenter.web.views import admin, agent, auth, customers, events, status, supervisor
 
-ENGINE = web.AppKey("engine", AsyncEngine)
-SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
+__all__ = ["ENGINE", "SESSIONS", "create_app"]
 
 
+@public
 async def healthz(request: web.Request) -> web.Response:
     """Liveness and database reachability, without details (no auth)."""
     try:
@@ -23,15 +32,37 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def create_app(settings: Settings) -> web.Application:
-    app = web.Application()
+def create_app(
+    settings: Settings,
+    *,
+    health: HealthRegistry = registry,
+    limiter: LoginLimiter | None = None,
+) -> web.Application:
+    """The web app; ConfigError (before anything starts) when there is no usable session key."""
+    codec = SessionCodec(settings.session_key)
+    app = web.Application(middlewares=[access_middleware], client_max_size=2 * 1024**2)
     engine = create_engine(settings.resolved_database_url)
     app[ENGINE] = engine
     app[SESSIONS] = session_factory(engine)
+    app[SETTINGS] = settings
+    app[CODEC] = codec
+    app[LIMITER] = limiter or LoginLimiter()
+    app[HUB] = Hub()
+    app[HEALTH] = health
+    setup_templates(app, settings.timezone)
+    app.on_response_prepare.append(add_security_headers)
+
     app.router.add_get("/healthz", healthz)
+    for module in (auth, agent, customers, supervisor, admin, status, events):
+        app.router.add_routes(module.routes)
+    app.router.add_static("/static", STATIC)
+
+    async def _close_streams(app: web.Application) -> None:
+        app[HUB].close_all()
 
     async def _dispose(_: web.Application) -> None:
         await engine.dispose()
 
+    app.on_shutdown.append(_close_streams)
     app.on_cleanup.append(_dispose)
     return app

@@ -1,0 +1,20 @@
+"""Typed keys for what the application and each request carry."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from callcenter.config import Settings
+from callcenter.health import HealthRegistry
+from callcenter.web.cookies import SessionCodec
+from callcenter.web.ratelimit import LoginLimiter
+from callcenter.web.streams import Hub
+
+ENGINE = web.AppKey("engine", AsyncEngine)
+SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
+SETTINGS = web.AppKey("settings", Settings)
+CODEC = web.AppKey("session_codec", SessionCodec)
+LIMITER = web.AppKey("login_limiter", LoginLimiter)
+HUB = web.AppKey("event_hub", Hub)
+HEALTH = web.AppKey("health", HealthRegistry)

@@ -1,0 +1,31 @@
+"""The agent's workspace: the screen-pop panel and customer search."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from callcenter.web.access import EVERYONE, allow
+from callcenter.web.keys import SESSIONS, SETTINGS
+from callcenter.web.render import redirect, render
+from callcenter.web.search import MAX_QUERY, search_customers
+from callcenter.web.session import require_user
+from callcenter.web.views.auth import HOME
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/")
+@allow(*EVERYONE)
+async def index(request: web.Request) -> web.Response:
+    return redirect(HOME[require_user(request).role], 302)
+
+
+@routes.get("/agent")
+@allow(*EVERYONE)
+async def agent_home(request: web.Request) -> web.Response:
+    query = request.query.get("q", "")[:MAX_QUERY]
+    hits = []
+    if query.strip():
+        async with request.app[SESSIONS]() as db:
+            hits = await search_customers(db, query, request.app[SETTINGS].default_region)
+    return render(request, "agent.html", {"query": query, "hits": hits})
