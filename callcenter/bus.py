@@ -22,8 +22,10 @@ class Bus:
         self._handlers: dict[type, list[Handler]] = defaultdict(list)
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def subscribe(self, event_type: type, handler: Handler) -> None:
+    def subscribe(self, event_type: type, handler: Handler) -> Callable[[], None]:
+        """Call ``handler`` for every event of ``event_type``; returns the unsubscribe call."""
         self._handlers[event_type].append(handler)
+        return lambda: self._handlers[event_type].remove(handler)
 
     def publish(self, event: object) -> None:
         """Schedule every handler subscribed to the event's type (or a base of it)."""

@@ -43,6 +43,11 @@ class Settings:
 
     web_host: str = "127.0.0.1"
     web_port: int = 8080
+    public_url: str = ""
+    """The address customers and agents reach the web app at (links in emails)."""
+    business_hours: str = "mon-fri 09:00-18:00"
+    auto_emails_per_hour: int = 5
+    """At most this many automatic emails to one address per hour (mail-loop guard)."""
 
     ami_host: str = "127.0.0.1"
     ami_port: int = 5038
@@ -60,6 +65,13 @@ class Settings:
     imap_host: str = "127.0.0.1"
     imap_port: int = 993
     imap_user: str = ""
+    imap_security: str = "tls"
+    """tls (port 993), starttls (port 143) or none (only for 127.0.0.1/localhost)."""
+    imap_mailboxes: str = "INBOX"
+    """Comma-separated mailboxes the email worker reads."""
+    smtp_security: str = "starttls"
+    """starttls, tls or none (only for 127.0.0.1/localhost)."""
+    email_max_attachment_bytes: int = 10 * 2**20
     telegram_api_base: str = "https://api.telegram.org"
 
     ami_password: str = field(default="", repr=False)

@@ -9,10 +9,10 @@ from sqlalchemy.engine import Connection
 
 from callcenter.config import load_settings
 from callcenter.db import create_engine
-from callcenter.models import Base
+from callcenter.schema import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _url() -> str:

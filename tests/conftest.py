@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.db import create_engine, session_factory
 from callcenter.migrate import upgrade_async
-from callcenter.models import Base
+from callcenter.schema import metadata
 from tests.dbs import database
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -37,7 +37,7 @@ async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncS
         yield session_factory(engine)
     finally:
         async with engine.begin() as conn:
-            for table in reversed(Base.metadata.sorted_tables):
+            for table in reversed(metadata.sorted_tables):
                 await conn.execute(delete(table))
         await engine.dispose()
 

@@ -24,3 +24,18 @@ async def test_every_subscriber_gets_the_event_and_a_failing_one_harms_no_other(
     bus.publish("not a Rang")  # no handler for str beyond object's
     await bus.drain()
     assert sorted(seen, key=str) == ["PJSIP/1001", "PJSIP/1001", "not a Rang"]
+
+
+async def test_an_unsubscribed_handler_gets_nothing_more() -> None:
+    bus, seen = Bus(), []
+
+    async def record(event: Rang) -> None:
+        seen.append(event.endpoint)
+
+    unsubscribe = bus.subscribe(Rang, record)
+    bus.publish(Rang("PJSIP/1001"))
+    await bus.drain()
+    unsubscribe()
+    bus.publish(Rang("PJSIP/1002"))
+    await bus.drain()
+    assert seen == ["PJSIP/1001"]

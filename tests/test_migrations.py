@@ -9,14 +9,14 @@ from sqlalchemy import inspect
 
 from callcenter.db import create_engine
 from callcenter.migrate import downgrade_async, upgrade_async
-from callcenter.models import Base
+from callcenter.schema import metadata
 from tests.conftest import BACKENDS
 from tests.dbs import database
 
 
 def _schema_diff(connection) -> list:  # type: ignore[no-untyped-def]
     context = MigrationContext.configure(connection, opts={"compare_type": True})
-    return compare_metadata(context, Base.metadata)
+    return compare_metadata(context, metadata)
 
 
 def _tables(connection) -> set[str]:  # type: ignore[no-untyped-def]
@@ -32,7 +32,7 @@ async def test_upgrade_downgrade_upgrade_and_no_autogenerate_diff(
         try:
             await upgrade_async(url)
             async with engine.connect() as conn:
-                assert await conn.run_sync(_tables) == set(Base.metadata.tables)
+                assert await conn.run_sync(_tables) == set(metadata.tables)
             await downgrade_async(url)
             async with engine.connect() as conn:
                 assert await conn.run_sync(_tables) == set()

@@ -1,0 +1,144 @@
+"""Storing a batch of updates exactly once, whichever way they arrived (polling or webhook).
+
+Each update runs in a savepoint of one batch transaction, with its update_id written to
+``telegram_updates``: an update already there is skipped, so a batch delivered again after a
+crash (the polling offset is confirmed only after the commit) stores nothing twice. An update
+whose handling fails on bad data is kept with its error and raw JSON instead of blocking the
+queue; a database failure fails the whole batch, which is then delivered again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from aiogram import Bot, Dispatcher
+from aiogram.types import Update
+from sqlalchemy import delete, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcenter.bus import Bus
+from callcenter.channels.telegram.models import TelegramUpdate
+from callcenter.channels.telegram.redact import redact
+from callcenter.channels.telegram.turn import Turn
+
+log = logging.getLogger(__name__)
+
+KEEP_SEEN = timedelta(days=7)
+"""Telegram keeps an unconfirmed update for 24 hours; remembering ids a week is ample."""
+
+
+class UpdateProcessor:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        bot: Bot,
+        dispatcher: Dispatcher,
+        bus: Bus,
+        *,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_replies: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.sessions = sessions
+        self.bot = bot
+        self.dispatcher = dispatcher
+        self.bus = bus
+        self.now = now
+        self.on_replies = on_replies
+        self._background: set[asyncio.Task[object]] = set()
+
+    async def process(self, updates: Sequence[Update]) -> int:
+        """Store and answer a batch; returns how many updates were new. Raises (and stores
+        nothing) when the database fails, so that the caller does not confirm the batch."""
+        turns: list[Turn] = []
+        async with self.sessions() as session, session.begin():
+            ids = [update.update_id for update in updates]
+            seen = set(
+                await session.scalars(
+                    select(TelegramUpdate.update_id).where(TelegramUpdate.update_id.in_(ids))
+                )
+            )
+            for update in updates:
+                if update.update_id in seen:
+                    continue
+                seen.add(update.update_id)
+                turn = await self._one(session, update)
+                if turn is not None:
+                    turns.append(turn)
+        self._after_commit(turns)
+        return len(turns)
+
+    async def _one(self, session: AsyncSession, update: Update) -> Turn | None:
+        now = self.now()
+        turn = Turn(session, update.update_id, now)
+        try:
+            async with session.begin_nested():
+                session.add(TelegramUpdate(update_id=update.update_id, received_at=now))
+                await session.flush()
+                await self.dispatcher.feed_update(self.bot, update, turn=turn)
+        except IntegrityError as exc:
+            if await session.get(TelegramUpdate, update.update_id) is not None:
+                return None  # another worker stored it first
+            await self._keep_failed(session, update, now, exc)
+            return None
+        except DBAPIError:
+            raise
+        except Exception as exc:
+            await self._keep_failed(session, update, now, exc)
+            return None
+        return turn
+
+    async def _keep_failed(
+        self, session: AsyncSession, update: Update, now: datetime, exc: Exception
+    ) -> None:
+        log.error(
+            "telegram update %s could not be handled; kept with its error",
+            update.update_id,
+            exc_info=exc,
+        )
+        async with session.begin_nested():
+            session.add(
+                TelegramUpdate(
+                    update_id=update.update_id,
+                    received_at=now,
+                    error=redact(f"{type(exc).__name__}: {exc}")[:2000],
+                    raw=update.model_dump(mode="json", exclude_none=True),
+                )
+            )
+
+    def _after_commit(self, turns: list[Turn]) -> None:
+        for turn in turns:
+            for event in turn.events:
+                self.bus.publish(event)
+            for action in turn.after_commit:
+                task = asyncio.get_running_loop().create_task(self._quietly(action))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+        if any(turn.replies for turn in turns):
+            self.on_replies()
+
+    @staticmethod
+    async def _quietly(action: Callable[[], object]) -> None:
+        try:
+            await action()  # type: ignore[misc]
+        except Exception as exc:
+            log.warning("telegram after-commit action failed: %s", redact(str(exc)))
+
+    async def drain(self) -> None:
+        """Wait for after-commit work (button answers, file downloads)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    async def forget_old(self) -> int:
+        """Drop remembered update ids older than ``KEEP_SEEN`` (failed ones stay)."""
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(
+                delete(TelegramUpdate).where(
+                    TelegramUpdate.received_at < self.now() - KEEP_SEEN,
+                    TelegramUpdate.error == "",
+                )
+            )
+        return result.rowcount or 0

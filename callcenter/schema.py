@@ -1,0 +1,11 @@
+"""Every table of the product in one MetaData: the core models and each feature's own.
+
+Importing this module registers all models; Alembic and the tests compare against it.
+"""
+
+from callcenter import models
+from callcenter.automation import models as automation_models
+from callcenter.channels.telegram import models as telegram_models
+
+metadata = models.Base.metadata
+FEATURE_MODELS = (automation_models, telegram_models)

@@ -1,0 +1,81 @@
+"""The same update twice, or a batch fetched again after a crash, never doubles anything."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from callcenter.channels.telegram.bot import Conversation
+from callcenter.channels.telegram.models import TelegramUpdate
+from callcenter.channels.telegram.polling import Poller
+from callcenter.models import Outbox, Ticket
+from tests.telegram.conftest import Harness
+
+CHAT = 5550004
+
+
+async def _count(harness: Harness, model: type) -> int:
+    async with harness.sessions() as session:
+        return await session.scalar(select(func.count()).select_from(model)) or 0
+
+
+async def test_a_batch_fetched_again_after_a_crash_is_stored_once(harness: Harness) -> None:
+    for text in ("Где заказ №1001?", "Хочу вернуть деньги", "Спасибо"):
+        harness.api.push_message(CHAT, text)
+    assert await harness.poll() == 3
+    # The process dies before its next getUpdates confirms the batch: a new poller starts
+    # without an offset and Telegram hands out the same three updates again.
+    restarted = Poller(harness.channel.bot, harness.channel.processor, poll_timeout=0)
+    assert await restarted.run_once() == 3
+    assert harness.api.pending_updates == 3
+    await restarted.run_once()
+    assert harness.api.pending_updates == 0
+    assert [i.text for i in await harness.inbound()] == [
+        "Где заказ №1001?",
+        "Хочу вернуть деньги",
+        "Спасибо",
+    ]
+    assert await _count(harness, TelegramUpdate) == 3
+    outbox_rows = await _count(harness, Outbox)
+    await harness.exchange()
+    assert await _count(harness, Outbox) == outbox_rows
+    assert len(harness.api.sent) == outbox_rows
+
+
+async def test_same_update_twice_in_one_batch_and_same_message_under_a_new_id(
+    harness: Harness,
+) -> None:
+    update = harness.api.push_message(CHAT, "Где мой заказ №2002?")
+    assert update is not None
+    harness.api.push_raw(update)  # the same update_id again, still unconfirmed
+    harness.api.push_raw(update, keep_id=False)  # same message, new update_id
+    await harness.exchange()
+    [stored] = await harness.inbound()
+    assert stored.text == "Где мой заказ №2002?"
+    assert await _count(harness, Ticket) == 1
+    assert await _count(harness, TelegramUpdate) == 2
+    greeting, status = harness.api.sent
+    assert greeting.text.startswith("Здравствуйте")
+    assert status.text.startswith("Заказ №2002: доставлен.")
+
+
+async def test_an_update_that_cannot_be_handled_is_kept_and_the_rest_stored(
+    harness: Harness, monkeypatch
+) -> None:
+    original = Conversation.respond
+
+    async def broken(self, turn, message, result, **kwargs):  # type: ignore[no-untyped-def]
+        if message.text == "boom":
+            raise ValueError("handler bug")
+        await original(self, turn, message, result, **kwargs)
+
+    monkeypatch.setattr(Conversation, "respond", broken)
+    harness.api.push_message(CHAT, "Первое")
+    harness.api.push_message(CHAT, "boom")
+    harness.api.push_message(CHAT, "Третье")
+    await harness.exchange()
+    assert [i.text for i in await harness.inbound()] == ["Первое", "Третье"]
+    async with harness.sessions() as session:
+        [failed] = await session.scalars(select(TelegramUpdate).where(TelegramUpdate.error != ""))
+    assert failed.error == "ValueError: handler bug"
+    assert failed.raw is not None and failed.raw["message"]["text"] == "boom"
+    assert harness.api.pending_updates == 0
