@@ -355,4 +355,3 @@ class Timer(Base):
     locked_until: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     fired_at: Mapped[datetime | None] = mapped_column(default=None)
-
