@@ -1,0 +1,254 @@
+"""FastAGI: a small server of our own for Asterisk's ``AGI(agi://127.0.0.1:PORT/route)``.
+
+Not panoramisk's FastAGI (see /work/shared/LIBRARIES.md): a peer that closes before the
+blank line ending its headers makes it spin on ``read()`` returning ``b''`` and block the
+loop, and it cannot take plain async handlers on Python 3.11. Here the headers are read with
+a deadline and a size cap, every command waits for its answer with a timeout, and a handler
+is an ``async def handler(request)``. The routes are listed in agi/README.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import re
+import signal
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcenter.channels.telephony.lookup import UNKNOWN, lookup_caller
+from callcenter.config import Settings
+from callcenter.db import create_engine, session_factory
+
+log = logging.getLogger(__name__)
+
+MAX_HEADER_BYTES = 16 * 1024
+MAX_LINE = 4096
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\([A-Za-z0-9_,-]*\))?")
+_RESPONSE = re.compile(r"(\d{3})(?: result=(-?\d*)(?: \((.*)\))?)?(?: .*)?")
+
+
+class AgiError(Exception):
+    """The AGI conversation broke: the peer left, hung up, or answered nonsense."""
+
+
+class AgiHangup(AgiError):
+    """The channel hung up while the handler was still at work."""
+
+
+@dataclass(frozen=True)
+class AgiResult:
+    code: int
+    result: str = ""
+    data: str = ""
+
+
+Handler = Callable[["AgiRequest"], Awaitable[None]]
+
+
+class AgiRequest:
+    """One AGI session: the channel's ``agi_*`` environment and a way to send commands."""
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        command_timeout: float,
+    ) -> None:
+        self.env = env
+        self._reader = reader
+        self._writer = writer
+        self._timeout = command_timeout
+
+    @property
+    def route(self) -> str:
+        """The path of ``agi://host:port/<route>?args``: ``lookup``."""
+        return self.env.get("agi_network_script", "").partition("?")[0].strip("/")
+
+    async def command(self, line: str) -> AgiResult:
+        """Send one AGI command and wait for its ``200 result=...`` answer."""
+        if any(ch in line for ch in "\r\n\0"):
+            raise ValueError(f"AGI command contains a line break: {line!r}")
+        self._writer.write(line.encode() + b"\n")
+        async with asyncio.timeout(self._timeout):
+            await self._writer.drain()
+            while True:
+                raw = await self._reader.readline()
+                if not raw:
+                    raise AgiError("Asterisk closed the AGI connection")
+                text = raw.decode("utf-8", "replace").rstrip("\r\n")
+                if text == "HANGUP":
+                    continue  # AGISIGHUP notice; the next answer will say 511
+                match = _RESPONSE.fullmatch(text)
+                if match is None or text[3:4] == "-":
+                    continue  # continuation lines of a 520 usage message
+                code = int(match.group(1))
+                if code == 511:
+                    raise AgiHangup(text)
+                if code != 200:
+                    raise AgiError(f"{line.split()[0]} refused: {text}")
+                return AgiResult(code, match.group(2) or "", match.group(3) or "")
+
+    async def set_variable(self, name: str, value: str) -> None:
+        if not _VARIABLE_NAME.fullmatch(name):
+            raise ValueError(f"not a channel variable name: {name!r}")
+        quoted = value.replace("\\", "\\\\").replace('"', '\\"')
+        await self.command(f'SET VARIABLE {name} "{quoted}"')
+
+
+class FastAgiServer:
+    """Serves AGI sessions on a loopback address, one task per connection."""
+
+    def __init__(
+        self,
+        routes: Mapping[str, Handler],
+        host: str = "127.0.0.1",
+        port: int = 4573,
+        *,
+        header_timeout: float = 5.0,
+        command_timeout: float = 5.0,
+        max_connections: int = 500,
+    ) -> None:
+        if not ipaddress.ip_address(host).is_loopback:
+            raise ValueError(f"the FastAGI server binds loopback addresses only, not {host}")
+        self.routes = dict(routes)
+        self.host = host
+        self._port = port
+        self.header_timeout = header_timeout
+        self.command_timeout = command_timeout
+        self._slots = asyncio.Semaphore(max_connections)
+        self._server: asyncio.Server | None = None
+
+    @property
+    def port(self) -> int:
+        if self._server is not None and self._server.sockets:
+            return int(self._server.sockets[0].getsockname()[1])
+        return self._port
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._serve, self.host, self._port, limit=MAX_LINE
+        )
+        log.info("FastAGI listening on %s:%s", self.host, self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            if self._slots.locked():
+                log.warning("FastAGI: too many sessions, refusing one")
+                return
+            async with self._slots:
+                env = await self._read_env(reader)
+                if env is None:
+                    return
+                request = AgiRequest(env, reader, writer, self.command_timeout)
+                handler = self.routes.get(request.route)
+                if handler is None:
+                    log.warning("FastAGI: no route %r", request.route)
+                    return
+                try:
+                    await handler(request)
+                except AgiHangup:
+                    log.info("FastAGI %s: the caller hung up", request.route)
+                except (AgiError, TimeoutError, OSError) as exc:
+                    log.warning("FastAGI %s failed: %s", request.route, exc)
+                except Exception:
+                    log.exception("FastAGI %s handler crashed", request.route)
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    async def _read_env(self, reader: asyncio.StreamReader) -> dict[str, str] | None:
+        """The ``agi_name: value`` header block, or None for a peer that is not AGI."""
+        env: dict[str, str] = {}
+        size = 0
+        try:
+            async with asyncio.timeout(self.header_timeout):
+                while True:
+                    raw = await reader.readline()
+                    if not raw:
+                        log.warning("FastAGI: peer left before the end of its headers")
+                        return None
+                    size += len(raw)
+                    if size > MAX_HEADER_BYTES:
+                        log.warning("FastAGI: headers larger than %s bytes", MAX_HEADER_BYTES)
+                        return None
+                    line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                    if not line:
+                        return env
+                    key, sep, value = line.partition(": ")
+                    if not sep or not key.startswith("agi_"):
+                        log.warning("FastAGI: not an AGI header line: %r", line[:80])
+                        return None
+                    env[key] = value
+        except TimeoutError:
+            log.warning("FastAGI: no complete headers within %ss", self.header_timeout)
+        except (ValueError, asyncio.LimitOverrunError):
+            log.warning("FastAGI: a header line longer than %s bytes", MAX_LINE)
+        except OSError as exc:
+            log.warning("FastAGI: connection error while reading headers: %s", exc)
+        return None
+
+
+def lookup_route(
+    sessions: async_sessionmaker[AsyncSession], region: str = "RU", deadline: float = 1.0
+) -> Handler:
+    """``lookup``: set CC_CUSTOMER_ID, CALLERID(name), CC_LANGUAGE, CC_QUEUE_PRIO and
+    CC_PREFERRED_AGENT from the caller number. A database that does not answer within
+    ``deadline`` seconds leaves the caller unknown rather than holding the call."""
+
+    async def lookup(request: AgiRequest) -> None:
+        number = request.env.get("agi_callerid", "")
+        name = request.env.get("agi_calleridname", "")
+        try:
+            async with asyncio.timeout(deadline), sessions() as session:
+                info = await lookup_caller(session, number, name, region)
+        except Exception as exc:  # the call must go on whatever the database does
+            log.warning("lookup of a caller failed: %r", exc)
+            await request.set_variable("CC_CUSTOMER_ID", UNKNOWN)
+            return
+        for variable, value in info.variables().items():
+            await request.set_variable(variable, value)
+
+    return lookup
+
+
+async def run_agi_server(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], stop: asyncio.Event
+) -> None:
+    """Serve the FastAGI routes until ``stop`` is set (``callcenter agi``)."""
+    server = FastAgiServer(
+        {"lookup": lookup_route(sessions, settings.default_region)},
+        settings.agi_host,
+        settings.agi_port,
+    )
+    await server.start()
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+
+
+async def agi_main(settings: Settings, _args: object = None) -> int:
+    """``callcenter agi``: the FastAGI server alone, until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        await run_agi_server(settings, session_factory(engine), stop)
+    finally:
+        await engine.dispose()
+    return 0

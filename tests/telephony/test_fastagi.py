@@ -1,0 +1,384 @@
+"""FastAGI: the caller lookup on both databases, the server's defences, and real calls whose
+channel variables Asterisk reports in AMI events."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callcenter.channels.telephony.amiframes import AmiEvent
+from callcenter.channels.telephony.fastagi import FastAgiServer, lookup_route, run_agi_server
+from callcenter.channels.telephony.lookup import lookup_caller, sanitize_name
+from callcenter.channels.telephony.pbxconfig import free_port
+from callcenter.config import Settings
+from callcenter.db import unit_of_work
+from callcenter.domain.customers import attach_identity, create_customer
+from callcenter.models import (
+    Call,
+    CallOutcome,
+    Channel,
+    Customer,
+    Direction,
+    IdentityKind,
+    Interaction,
+    Role,
+    Ticket,
+    TicketStatus,
+    User,
+)
+from tests.telephony.conftest import CUSTOMER_NUMBER, OUR_NUMBER, Ami, Pbx
+
+XSS_NAME = '"><img src=x onerror=alert(1)>'
+START = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
+
+
+async def add_agent(session: AsyncSession, username: str, endpoint: str, **kw: object) -> User:
+    agent = User(username=username, role=Role.AGENT, sip_endpoint=endpoint, **kw)
+    session.add(agent)
+    await session.flush()
+    return agent
+
+
+async def add_customer(
+    session: AsyncSession, name: str, number: str = CUSTOMER_NUMBER, language: str = "ru"
+) -> Customer:
+    customer = await create_customer(session, name, language)
+    await attach_identity(session, customer, IdentityKind.PHONE, number)
+    return customer
+
+
+async def add_call(
+    session: AsyncSession,
+    customer: Customer,
+    agent: User | None,
+    at: datetime,
+    outcome: CallOutcome = CallOutcome.ANSWERED,
+) -> None:
+    interaction = Interaction(
+        customer_id=customer.id,
+        channel=Channel.CALL,
+        direction=Direction.INBOUND,
+        external_id=f"linked-{at.timestamp()}",
+        occurred_at=at,
+    )
+    session.add(interaction)
+    await session.flush()
+    session.add(
+        Call(
+            interaction_id=interaction.id,
+            linkedid=interaction.external_id,
+            agent_id=agent.id if agent else None,
+            outcome=outcome,
+            started_at=at,
+        )
+    )
+    await session.flush()
+
+
+async def add_ticket(session: AsyncSession, customer: Customer, status: TicketStatus) -> None:
+    session.add(Ticket(customer_id=customer.id, status=status, channel=Channel.CALL))
+    await session.flush()
+
+
+# ---- The lookup, on SQLite and PostgreSQL ----------------------------------------------------
+
+
+async def test_known_caller_with_open_ticket_gets_priority_and_last_agent(sessions) -> None:
+    async with unit_of_work(sessions) as session:
+        first = await add_agent(session, "anna", "PJSIP/1001")
+        second = await add_agent(session, "boris", "PJSIP/1002")
+        customer = await add_customer(session, "Иван Петров")
+        await add_call(session, customer, second, START)
+        await add_call(session, customer, first, START + timedelta(days=1))
+        await add_call(session, customer, second, START + timedelta(days=2), CallOutcome.MISSED)
+        await add_ticket(session, customer, TicketStatus.SOLVED)
+        await add_ticket(session, customer, TicketStatus.OPEN)
+
+    async with sessions() as session:
+        info = await lookup_caller(session, "8 (916) 123-45-67", "whatever the network says")
+
+    assert info.variables() == {
+        "CC_CUSTOMER_ID": str(customer.id),
+        "CALLERID(name)": "Иван Петров",
+        "CC_LANGUAGE": "ru",
+        "CC_QUEUE_PRIO": "5",
+        "CC_PREFERRED_AGENT": "PJSIP/1001",
+    }
+
+
+async def test_only_this_customers_calls_and_present_agents_count(sessions) -> None:
+    async with unit_of_work(sessions) as session:
+        gone = await add_agent(session, "gone", "PJSIP/1003", active=False)
+        other_agent = await add_agent(session, "olga", "PJSIP/1004")
+        customer = await add_customer(session, "Jane Doe", language="en")
+        await add_call(session, customer, gone, START)
+        await add_ticket(session, customer, TicketStatus.CLOSED)
+        someone_else = await add_customer(session, "Пётр", number="+79035551234")
+        await add_call(session, someone_else, other_agent, START + timedelta(days=3))
+        await add_ticket(session, someone_else, TicketStatus.OPEN)
+
+    async with sessions() as session:
+        info = await lookup_caller(session, "+7 916 123 45 67")
+
+    assert info.customer_id == customer.id
+    assert info.language == "en"
+    assert info.queue_priority == 1
+    assert info.preferred_agent == ""
+
+
+@pytest.mark.parametrize("number", ["", "anonymous", "unknown", "+7 916", "<script>", "1" * 60])
+async def test_anonymous_or_unparseable_number_is_unknown(sessions, number: str) -> None:
+    async with sessions() as session:
+        info = await lookup_caller(session, number, 'Bad\r\n"Name"')
+    assert info.variables() == {
+        "CC_CUSTOMER_ID": "unknown",
+        "CALLERID(name)": "Bad Name",
+        "CC_LANGUAGE": "",
+        "CC_QUEUE_PRIO": "0",
+        "CC_PREFERRED_AGENT": "",
+    }
+
+
+async def test_unknown_number_keeps_the_network_name_cleaned(sessions) -> None:
+    async with sessions() as session:
+        info = await lookup_caller(session, "+79035550000", "Мария\x00 <Сидорова>")
+    assert info.customer_id is None
+    assert info.display_name == "Мария Сидорова"
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        (XSS_NAME, "img src=x onerror=alert(1)"),
+        ("Иван\nПетров\r\nSet: x", "Иван Петров Set: x"),
+        ("  'Ёлкина'  \t Жанна\u200b\x7f ", "Ёлкина Жанна"),
+        ("Back\\slash; pipe|", "Backslash pipe"),
+        ("Я" * 100, "Я" * 40),
+        ("\x00\x1b[31m", "[31m"),
+    ],
+)
+def test_display_names_are_made_harmless(raw: str, clean: str) -> None:
+    assert sanitize_name(raw) == clean
+
+
+# ---- The server's defences, over raw TCP ------------------------------------------------------
+
+
+@pytest.fixture
+async def agi_server(sessions) -> AsyncIterator[FastAgiServer]:
+    server = FastAgiServer({"lookup": lookup_route(sessions)}, port=0, header_timeout=0.5)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def agi_session(port: int, headers: bytes) -> list[str]:
+    """Speak AGI as Asterisk does, answering every command with 200; the commands sent."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(headers)
+    commands = []
+    async with asyncio.timeout(5):
+        while line := await reader.readline():
+            commands.append(line.decode().rstrip("\n"))
+            writer.write(b"200 result=1\n")
+    writer.close()
+    return commands
+
+
+def env(number: str, name: str = "", route: str = "lookup") -> bytes:
+    lines = [
+        "agi_network: yes",
+        f"agi_network_script: {route}",
+        "agi_request: agi://127.0.0.1/lookup",
+        "agi_channel: PJSIP/trunk-00000001",
+        f"agi_callerid: {number}",
+        f"agi_calleridname: {name}",
+    ]
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+async def test_lookup_route_sets_quoted_variables(agi_server, sessions) -> None:
+    async with unit_of_work(sessions) as session:
+        customer = await add_customer(session, XSS_NAME)
+
+    commands = await agi_session(agi_server.port, env(CUSTOMER_NUMBER, "x"))
+
+    assert commands == [
+        f'SET VARIABLE CC_CUSTOMER_ID "{customer.id}"',
+        'SET VARIABLE CC_LANGUAGE "ru"',
+        'SET VARIABLE CC_QUEUE_PRIO "1"',
+        'SET VARIABLE CC_PREFERRED_AGENT ""',
+        'SET VARIABLE CALLERID(name) "img src=x onerror=alert(1)"',
+    ]
+
+
+async def closed_by_server(reader: asyncio.StreamReader) -> bool:
+    try:
+        async with asyncio.timeout(3):
+            return await reader.read() == b""
+    except ConnectionResetError:
+        return True
+
+
+async def test_peers_that_are_not_agi_do_not_block_the_server(agi_server) -> None:
+    port = agi_server.port
+    # Closes before the blank line ending its headers.
+    _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"agi_network: yes\n")
+    writer.close()
+    # Never finishes its headers: dropped after header_timeout.
+    slow_reader, slow_writer = await asyncio.open_connection("127.0.0.1", port)
+    slow_writer.write(b"agi_network: yes\n")
+    # Sends an endless header line.
+    big_reader, big_writer = await asyncio.open_connection("127.0.0.1", port)
+    big_writer.write(b"agi_x: " + b"a" * 100_000)
+    # Not AGI at all.
+    assert await agi_session(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n") == []
+    # An unknown route gets no commands.
+    assert await agi_session(port, env(CUSTOMER_NUMBER, route="../etc/passwd")) == []
+
+    # Meanwhile a real lookup is served at once.
+    async with asyncio.timeout(2):
+        commands = await agi_session(port, env("anonymous"))
+    assert commands[0] == 'SET VARIABLE CC_CUSTOMER_ID "unknown"'
+    assert await closed_by_server(slow_reader)
+    assert await closed_by_server(big_reader)
+    slow_writer.close()
+    big_writer.close()
+
+
+async def test_run_agi_server_serves_until_stopped(sessions, database_url: str) -> None:
+    settings = Settings(database_url=database_url, agi_port=free_port())
+    stop = asyncio.Event()
+    server = asyncio.create_task(run_agi_server(settings, sessions, stop))
+    async with asyncio.timeout(5):
+        while True:
+            try:
+                commands = await agi_session(settings.agi_port, env("+79035550000", "Анна"))
+                break
+            except ConnectionRefusedError:
+                await asyncio.sleep(0.05)
+    assert 'SET VARIABLE CALLERID(name) "Анна"' in commands
+
+    stop.set()
+    await asyncio.wait_for(server, 5)
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_connection("127.0.0.1", settings.agi_port)
+
+
+def test_the_server_refuses_to_listen_beyond_loopback() -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        FastAgiServer({}, host="0.0.0.0")
+
+
+# ---- Real calls through Asterisk --------------------------------------------------------------
+
+
+def chanvars(event: AmiEvent) -> dict[str, str]:
+    return dict(v.split("=", 1) for v in event.values("ChanVariable"))
+
+
+@pytest.fixture
+async def pbx_agi(pbx: Pbx, ami: Ami, sessions) -> AsyncIterator[FastAgiServer]:
+    """The FastAGI server on the port the dialplan calls; agent 1001 alone available."""
+    for interface, paused in (("PJSIP/1001", "false"), ("PJSIP/1002", "true")):
+        response = await ami.client.send_action(
+            {"Action": "QueuePause", "Queue": "support", "Interface": interface, "Paused": paused}
+        )
+        assert response.ok, response.headers
+    server = FastAgiServer({"lookup": lookup_route(sessions)}, port=pbx.process.settings.agi_port)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def call_in(pbx: Pbx, start_sipp, agent_scenario: str, *agent_args: str) -> None:
+    agent_phone = await start_sipp(agent_scenario, pbx.agent_ports["1001"], *agent_args)
+    customer = await start_sipp(
+        "customer_call.xml",
+        free_port(socket.SOCK_DGRAM),
+        "-s", OUR_NUMBER, "-d", "1500", f"127.0.0.1:{pbx.process.sip_port}",
+    )  # fmt: skip
+    customer_code, customer_report = await customer.finish()
+    agent_code, agent_report = await agent_phone.finish()
+    assert customer_code == 0, customer_report
+    assert agent_code == 0, agent_report
+
+
+pg_only = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+
+
+@pytest.mark.asterisk
+@pg_only
+async def test_a_known_customer_rings_the_last_agent_first_with_a_clean_name(
+    pbx, ami, pbx_agi, sessions, start_sipp
+) -> None:
+    async with unit_of_work(sessions) as session:
+        agent = await add_agent(session, "anna", "PJSIP/1001")
+        customer = await add_customer(session, XSS_NAME)
+        await add_call(session, customer, agent, START)
+        await add_ticket(session, customer, TicketStatus.PENDING)
+    since = ami.log.mark()
+
+    await call_in(pbx, start_sipp, "agent_answer.xml", "-d", "300")
+
+    [dial] = await ami.log.wait_for(since, "DialBegin", CallerIDNum=CUSTOMER_NUMBER)
+    assert dial.headers["DestChannel"].startswith("PJSIP/1001-")
+    assert dial.headers["CallerIDName"] == "img src=x onerror=alert(1)"
+    assert chanvars(dial) == {
+        "CC_CUSTOMER_ID": str(customer.id),
+        "CC_QUEUE_PRIO": "5",
+        "CC_PREFERRED_AGENT": "PJSIP/1001",
+        "CC_LANGUAGE": "ru",
+    }
+    # The preferred agent answered: the call never waited in the queue.
+    linkedid = dial.headers["Linkedid"]
+    assert not ami.log.matching(since, "QueueCallerJoin", Linkedid=linkedid)
+    await ami.log.wait_for(since, "DialEnd", Linkedid=linkedid, DialStatus="ANSWER")
+
+
+@pytest.mark.asterisk
+@pg_only
+async def test_a_caller_without_history_queues_with_the_lookup_variables(
+    pbx, ami, pbx_agi, sessions, start_sipp
+) -> None:
+    async with unit_of_work(sessions) as session:
+        customer = await add_customer(session, "Иван\nПетров\r\nX-Injected: yes")
+    since = ami.log.mark()
+
+    await call_in(pbx, start_sipp, "agent_answer.xml", "-d", "300")
+
+    [join] = await ami.log.wait_for(since, "QueueCallerJoin", CallerIDNum=CUSTOMER_NUMBER)
+    assert join.headers["CallerIDName"] == "Иван Петров X-Injected: yes"
+    assert chanvars(join) == {
+        "CC_CUSTOMER_ID": str(customer.id),
+        "CC_QUEUE_PRIO": "1",
+        "CC_PREFERRED_AGENT": "",
+        "CC_LANGUAGE": "ru",
+    }
+    [called] = await ami.log.wait_for(since, "AgentCalled", Linkedid=join.headers["Linkedid"])
+    assert chanvars(called)["CC_CUSTOMER_ID"] == str(customer.id)
+
+
+@pytest.mark.asterisk
+@pg_only
+async def test_a_stranger_is_unknown_and_keeps_the_network_name(
+    pbx, ami, pbx_agi, start_sipp
+) -> None:
+    since = ami.log.mark()
+
+    await call_in(pbx, start_sipp, "agent_answer.xml", "-d", "300")
+
+    [join] = await ami.log.wait_for(since, "QueueCallerJoin", CallerIDNum=CUSTOMER_NUMBER)
+    assert join.headers["CallerIDName"] == "Иван Петров"
+    assert chanvars(join)["CC_CUSTOMER_ID"] == "unknown"
+    assert chanvars(join)["CC_QUEUE_PRIO"] == "0"
