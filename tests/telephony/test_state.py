@@ -506,3 +506,40 @@ def test_transcript_errors_name_the_line():
         parse("Event: Hangup\nUniqueid: 1.1\nno colon here\n")
     with pytest.raises(TranscriptError, match="At goes back in time"):
         parse("At: 5\nEvent: Hangup\n\nAt: 4\nEvent: Hangup\n")
+
+
+def test_a_preferred_agent_dialled_directly_rings_is_answered_and_recorded():
+    state = LiveState()
+    events = play(state, load("preferred_agent_direct.txt"), START)
+
+    [ringing] = of(AgentRinging, events)
+    assert (ringing.interface, ringing.queue, ringing.linkedid) == (
+        "PJSIP/1001",
+        "",
+        "1795820000.40",
+    )
+    assert ringing.caller_name == "Иван Петров" and ringing.at == at(1)
+    [answered] = of(CallAnswered, events)
+    assert answered.wait_seconds == 5 and answered.at == at(5)
+    [ended] = of(CallEnded, events)
+    assert ended.outcome is CallOutcome.ANSWERED
+    assert ended.queue is None and ended.agent_interface == "PJSIP/1001"
+    assert (ended.wait_seconds, ended.talk_seconds) == (5, 60)
+    assert ended.answered_at == at(5) and ended.ended_at == at(65)
+    assert agent(state, "PJSIP/1001", at(66)).state is not AgentState.ON_CALL
+
+
+def test_an_unanswered_direct_dial_stops_the_ringing_and_the_call_goes_on_to_the_queue():
+    steps = load("preferred_agent_direct.txt")
+    state = LiveState()
+    before_end = play(state, steps, START, until=1)
+    assert of(AgentRinging, before_end)
+    end = {"Event": "DialEnd", "Uniqueid": "1795820000.40", "Linkedid": "1795820000.40",
+           "DestChannel": "PJSIP/1001-00000021", "DialStatus": "NOANSWER"}  # fmt: skip
+    events = state.apply(end, at(16))
+    assert not of(CallAnswered, events)
+    assert agent(state, "PJSIP/1001", at(17)).state is not AgentState.RINGING
+    join = {"Event": "QueueCallerJoin", "Queue": "support", "Position": "1", "Count": "1",
+            "Uniqueid": "1795820000.40", "Linkedid": "1795820000.40",
+            "CallerIDNum": "+79161234567", "CallerIDName": "Иван Петров"}  # fmt: skip
+    assert of(CallerJoined, state.apply(join, at(16)))

@@ -272,6 +272,8 @@ class LiveState:
             "QueueCallerLeave": self._leave,
             "QueueCallerAbandon": self._abandon,
             "AgentCalled": self._agent_called,
+            "DialBegin": self._dial_begin,
+            "DialEnd": self._dial_end,
             "AgentRingNoAnswer": self._ring_no_answer,
             "AgentConnect": self._connect,
             "AgentComplete": self._complete,
@@ -429,6 +431,74 @@ class LiveState:
                 linkedid=call.linkedid,
                 caller_number=call.caller_number,
                 caller_name=call.caller_name,
+                at=at,
+            )
+        )
+        self._update(agent, at, out)
+
+    def _direct_dial(self, h: Headers) -> tuple[_Call, str] | None:
+        """(call, agent interface) when a caller not yet queued is dialled straight to an
+        agent's phone (the dialplan tries the customer's preferred agent first); else None.
+        Queue() dials its members too, but then the caller is already queued."""
+        call = self._calls.get(h.get("Uniqueid", ""))
+        dest = h.get("DestChannel", "")
+        if call is None or call.phase != PRE or not dest.startswith("PJSIP/"):
+            return None
+        return call, dest.rsplit("-", 1)[0]
+
+    def _dial_begin(self, h: Headers, at: datetime, out: Out) -> None:
+        found = self._direct_dial(h)
+        if found is None:
+            return
+        call, interface = found
+        call.caller_name = h.get("CallerIDName") or call.caller_name
+        agent = self._agent(interface, "", at)
+        if agent.ring is None:
+            agent.pre_ring_device = agent.device
+        agent.ring = call
+        call.ringing.append(agent)
+        out.append(
+            AgentRinging(
+                interface=agent.interface,
+                agent_name=agent.name,
+                queue="",
+                linkedid=call.linkedid,
+                caller_number=call.caller_number,
+                caller_name=call.caller_name,
+                at=at,
+            )
+        )
+        self._update(agent, at, out)
+
+    def _dial_end(self, h: Headers, at: datetime, out: Out) -> None:
+        found = self._direct_dial(h)
+        if found is None:
+            return
+        call, interface = found
+        agent = self._agent(interface, "", at)
+        if h.get("DialStatus") != "ANSWER":
+            if agent in call.ringing:
+                call.ringing.remove(agent)
+            if agent.ring is call:
+                self._ring_over(agent, at, out)
+            return
+        hold = _seconds(at - call.started_at)
+        call.phase, call.answered_at, call.agent = CONNECTED, at, agent
+        call.waited += hold
+        call.hold = hold
+        agent.call, agent.ring, agent.wrapup_until = call, None, None
+        self._stop_ringing(call, at, out)
+        self._wrapping.discard(agent)
+        self._agent_counters(agent, at).handled += 1
+        out.append(
+            CallAnswered(
+                linkedid=call.linkedid,
+                queue="",
+                interface=agent.interface,
+                agent_name=agent.name,
+                caller_number=call.caller_number,
+                caller_name=call.caller_name,
+                wait_seconds=hold,
                 at=at,
             )
         )
