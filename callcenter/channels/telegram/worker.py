@@ -91,9 +91,13 @@ class TelegramChannel:
 
         ``send=False`` leaves sending to a shared OutboxWorker that includes ``self.sender``.
         """
-        tasks = [asyncio.create_task(self._forget_old(stop), name="telegram-forget")]
+        # Our helper tasks stop on ``done``: set when ``stop`` is, or when receiving ends on its
+        # own (an error), without touching ``stop``, which belongs to whoever runs us.
+        done = asyncio.Event()
+        relay = asyncio.create_task(self._relay(stop, done))
+        tasks = [asyncio.create_task(self._forget_old(done), name="telegram-forget")]
         if send:
-            tasks.append(asyncio.create_task(self._send(stop), name="telegram-send"))
+            tasks.append(asyncio.create_task(self._send(done), name="telegram-send"))
         try:
             if webhook_url:
                 check_secret(self.settings.telegram_webhook_secret)
@@ -106,10 +110,16 @@ class TelegramChannel:
             else:
                 await self.poller.run(stop)
         finally:
-            stop.set()
+            done.set()
             self._wake.set()
             await asyncio.gather(*tasks, return_exceptions=True)
+            relay.cancel()
             await self.processor.drain()
+
+    @staticmethod
+    async def _relay(stop: asyncio.Event, done: asyncio.Event) -> None:
+        await stop.wait()
+        done.set()
 
     async def _send(self, stop: asyncio.Event) -> None:
         """Outbox passes, at once when an update queued a reply, else every ``outbox_idle``."""
