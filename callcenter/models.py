@@ -355,3 +355,21 @@ class Timer(Base):
     locked_until: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     fired_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ScreenPop(Base):
+    """What a screen-pop showed an agent: did they have the history in front of them?"""
+
+    __tablename__ = "screen_pops"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    linkedid: Mapped[str] = mapped_column(String(64), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    agent_interface: Mapped[str] = mapped_column(String(64), default="")
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), default=None)
+    caller_number: Mapped[str] = mapped_column(String(64), default="")
+    ticket_ids: Mapped[list[int]] = mapped_column(JSONType, default=list)
+    interaction_ids: Mapped[list[int]] = mapped_column(JSONType, default=list)
+    delivered: Mapped[int] = mapped_column(Integer, default=0)
+    """How many open browser tabs of the agent received the card."""
+    shown_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcenter.config import Settings
 from callcenter.db import create_engine, session_factory
@@ -16,7 +17,16 @@ from callcenter.web.middleware import access_middleware
 from callcenter.web.ratelimit import LoginLimiter
 from callcenter.web.render import STATIC, setup_templates
 from callcenter.web.streams import Hub
-from callcenter.web.views import admin, agent, auth, customers, events, status, supervisor
+from callcenter.web.views import (
+    admin,
+    agent,
+    auth,
+    callers,
+    customers,
+    events,
+    status,
+    supervisor,
+)
 
 __all__ = ["ENGINE", "SESSIONS", "create_app"]
 
@@ -37,23 +47,30 @@ def create_app(
     *,
     health: HealthRegistry = registry,
     limiter: LoginLimiter | None = None,
+    engine: AsyncEngine | None = None,
+    hub: Hub | None = None,
 ) -> web.Application:
-    """The web app; ConfigError (before anything starts) when there is no usable session key."""
+    """The web app; ConfigError (before anything starts) when there is no usable session key.
+
+    ``engine`` and ``hub`` are shared with the rest of the process when given (``serve``);
+    otherwise the app makes and owns its own.
+    """
     codec = SessionCodec(settings.session_key)
     app = web.Application(middlewares=[access_middleware], client_max_size=2 * 1024**2)
-    engine = create_engine(settings.resolved_database_url)
+    owns_engine = engine is None
+    engine = engine or create_engine(settings.resolved_database_url)
     app[ENGINE] = engine
     app[SESSIONS] = session_factory(engine)
     app[SETTINGS] = settings
     app[CODEC] = codec
     app[LIMITER] = limiter or LoginLimiter()
-    app[HUB] = Hub()
+    app[HUB] = hub or Hub()
     app[HEALTH] = health
     setup_templates(app, settings.timezone)
     app.on_response_prepare.append(add_security_headers)
 
     app.router.add_get("/healthz", healthz)
-    for module in (auth, agent, customers, supervisor, admin, status, events):
+    for module in (auth, agent, callers, customers, supervisor, admin, status, events):
         app.router.add_routes(module.routes)
     app.router.add_static("/static", STATIC)
 
@@ -64,5 +81,6 @@ def create_app(
         await engine.dispose()
 
     app.on_shutdown.append(_close_streams)
-    app.on_cleanup.append(_dispose)
+    if owns_engine:
+        app.on_cleanup.append(_dispose)
     return app

@@ -5,8 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from callcenter.web.access import EVERYONE, allow
+from callcenter.web.i18n import catalog
 from callcenter.web.keys import SESSIONS, SETTINGS
-from callcenter.web.render import redirect, render
+from callcenter.web.render import language, redirect, render
 from callcenter.web.search import MAX_QUERY, search_customers
 from callcenter.web.session import require_user
 from callcenter.web.views.auth import HOME
@@ -28,4 +29,13 @@ async def agent_home(request: web.Request) -> web.Response:
     if query.strip():
         async with request.app[SESSIONS]() as db:
             hits = await search_customers(db, query, request.app[SETTINGS].default_region)
-    return render(request, "agent.html", {"query": query, "hits": hits})
+    return render(
+        request, "agent.html", {"query": query, "hits": hits, "labels": _pop_labels(request)}
+    )
+
+
+def _pop_labels(request: web.Request) -> dict[str, str]:
+    """The texts the screen-pop script needs, in the agent's language."""
+    texts = catalog(language(request))
+    prefixes = ("pop.", "channel.", "kind.", "direction.", "ticket.", "agent.sound")
+    return {key: value for key, value in texts.items() if key.startswith(prefixes)}

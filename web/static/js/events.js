@@ -55,7 +55,9 @@
   }
 
   function show(card) {
-    const box = renderCard(card);
+    const box = card.type === "screenpop" && window.ScreenPop
+      ? window.ScreenPop.render(card)
+      : renderCard(card);
     const previous = card.id
       ? Array.from(cards.children).find((c) => c.dataset.cardId === String(card.id))
       : null;
@@ -81,7 +83,11 @@
   });
   source.addEventListener("card", (event) => {
     try {
-      show(JSON.parse(event.data));
+      const card = JSON.parse(event.data);
+      show(card);
+      if (card.type === "screenpop" && window.ScreenPop) {
+        window.ScreenPop.alert(card);
+      }
     } catch (err) {
       console.error("bad card event", err);
     }

@@ -1,0 +1,106 @@
+"""Wiring the telephony side: AMI events into the live state, its domain events onto the bus.
+
+After every (re)login the state is rebuilt from QueueStatus and CoreShowChannels, so what the
+dashboard shows equals Asterisk's truth even after events were lost in an outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcenter import health
+from callcenter.bus import Bus
+from callcenter.channels.telephony.ami import AmiClient
+from callcenter.channels.telephony.amiframes import AmiEvent
+from callcenter.channels.telephony.records import CallRecorder
+from callcenter.channels.telephony.state import LiveState, QueueSettings
+from callcenter.config import Settings
+from callcenter.models import Queue, utcnow
+
+log = logging.getLogger(__name__)
+
+RESYNC_ACTIONS = ({"Action": "QueueStatus"}, {"Action": "CoreShowChannels"})
+
+
+async def queue_settings(sessions: async_sessionmaker[AsyncSession]) -> dict[str, QueueSettings]:
+    """Service-level thresholds per queue from the queues table."""
+    async with sessions() as session:
+        rows = await session.scalars(select(Queue))
+        return {
+            q.name: QueueSettings(
+                service_level_seconds=q.service_level_seconds,
+                abandoned_in_service_level=q.abandoned_in_service_level,
+            )
+            for q in rows
+        }
+
+
+class TelephonyService:
+    """Owns the AMI connection, the live state and the call recorder."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        bus: Bus,
+        *,
+        state: LiveState | None = None,
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.bus = bus
+        self.now = now
+        self.state = state or LiveState(tz=ZoneInfo(settings.timezone))
+        self.recorder = CallRecorder(sessions, region=settings.default_region)
+        self.recorder.subscribe(bus)
+        self.ami = AmiClient(
+            settings.ami_host,
+            settings.ami_port,
+            settings.ami_user,
+            settings.ami_password,
+            on_login=self._resync,
+        )
+        self.ami.add_listener(self._on_event)
+
+    def _apply(self, headers: dict[str, str]) -> None:
+        for event in self.state.apply(headers, self.now()):
+            self.bus.publish(event)
+
+    def _on_event(self, event: AmiEvent) -> None:
+        self._apply(event.headers)
+
+    async def _resync(self, client: AmiClient) -> None:
+        self.state.resync_begin()
+        for action in RESYNC_ACTIONS:
+            response = await client.send_action(action, timeout=15)
+            for headers in response.events:
+                self._apply(headers)
+        health.report_ok("ami")
+        log.info("live state resynchronised from Asterisk")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Connect, keep the state current and ticking, and record calls until ``stop``."""
+        self.recorder.start()
+        try:
+            await self.ami.start(timeout=30)
+            while not stop.is_set():
+                for event in self.state.tick(self.now()):
+                    self.bus.publish(event)
+                if self.ami.connected:
+                    health.report_ok("ami")
+                else:
+                    health.report_failure("ami", "not connected to the Asterisk Manager Interface")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+        finally:
+            await self.ami.stop()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.recorder.drain(), 5.0)
+            await self.recorder.stop()
