@@ -25,14 +25,47 @@ def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from aiohttp import web
+    from callcenter.serve import run
 
-    from callcenter.web.app import create_app
-
-    host = args.host or settings.web_host
-    port = args.port or settings.web_port
-    web.run_app(create_app(settings), host=host, port=port, print=lambda msg: log.info(msg))
+    run(settings, args.host or settings.web_host, args.port or settings.web_port)
     return 0
+
+
+def _cmd_agi(settings: Settings, args: argparse.Namespace) -> int:
+    from callcenter.channels.telephony.fastagi import agi_main
+
+    return agi_main(settings, args)
+
+
+def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from callcenter.workers import run_worker
+
+    run_worker(settings, args.kind)
+    return 0
+
+
+async def _import_eml(settings: Settings, args: argparse.Namespace) -> int:
+    from callcenter.channels.email.importer import import_paths
+    from callcenter.db import create_engine, session_factory
+
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        summary = await import_paths(settings, session_factory(engine), args.paths)
+    finally:
+        await engine.dispose()
+    print(summary.format())
+    return 0 if summary.ok else 1
+
+
+def _cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from callcenter import demo
+
+    if args.action == "run":
+        asyncio.run(demo.run_demo(settings))
+        return 0
+    code = asyncio.run(demo.place_call(settings, args.number, args.name))
+    print("call placed" if code == 0 else f"the call failed (sipp exit {code})")
+    return 0 if code == 0 else 1
 
 
 def _read_password(args: argparse.Namespace) -> tuple[str, bool]:
@@ -120,6 +153,25 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.set_defaults(handler=_cmd_serve)
+
+    agi = commands.add_parser("agi", help="run the FastAGI server alone (the dialplan's lookup)")
+    agi.set_defaults(handler=_cmd_agi)
+
+    worker = commands.add_parser("worker", help="run one channel worker alone")
+    worker.add_argument("kind", choices=["telegram", "email"])
+    worker.set_defaults(handler=_cmd_worker)
+
+    import_eml = commands.add_parser("import-eml", help="import .eml files and mbox archives")
+    import_eml.add_argument("paths", nargs="+", metavar="PATH")
+    import_eml.set_defaults(handler=_import_eml)
+
+    demo = commands.add_parser("demo", help="the whole product with a demo PBX and calls")
+    demo_actions = demo.add_subparsers(dest="action", required=True)
+    demo_actions.add_parser("run", help="Asterisk, an answering agent phone and serve")
+    call = demo_actions.add_parser("call", help="place a customer call into the running demo")
+    call.add_argument("--from", dest="number", default="+79161234567")
+    call.add_argument("--name", default="Иван Петров", help="the caller ID name")
+    demo.set_defaults(handler=_cmd_demo)
 
     user = commands.add_parser("user", help="manage staff accounts").add_subparsers(
         dest="action", required=True

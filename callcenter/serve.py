@@ -1,0 +1,100 @@
+"""``callcenter serve``: the web app, telephony, screen-pops, channel workers, automation and
+the outbox in one process, sharing one database engine, one event bus and one event hub."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import signal
+
+import aiohttp
+from aiohttp import web
+
+from callcenter.automation import run_automation
+from callcenter.automation.webhook import WebhookSender
+from callcenter.bus import Bus
+from callcenter.channels.email.worker import email_sender, run_email_worker
+from callcenter.channels.telegram.worker import TelegramChannel
+from callcenter.channels.telephony.fastagi import run_agi_server
+from callcenter.channels.telephony.service import TelephonyService
+from callcenter.channels.telephony.stasis import run_ari_app
+from callcenter.config import Settings
+from callcenter.db import create_engine, session_factory
+from callcenter.outbox import OutboxWorker, Sender
+from callcenter.runtime import Component, run_all
+from callcenter.screenpop.service import ScreenPopService
+from callcenter.web.app import create_app
+from callcenter.web.streams import Hub
+
+log = logging.getLogger(__name__)
+
+
+def web_component(app: web.Application, host: str, port: int) -> Component:
+    async def run_site(stop: asyncio.Event) -> None:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+            log.info("web app on http://%s:%s", host, port)
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+    return Component("web", run_site)
+
+
+async def serve(settings: Settings, host: str, port: int, stop: asyncio.Event) -> None:
+    """Run everything that is configured until ``stop`` is set."""
+    engine = create_engine(settings.resolved_database_url)
+    sessions = session_factory(engine)
+    bus, hub = Bus(), Hub()
+    app = create_app(settings, engine=engine, hub=hub)
+    ScreenPopService(sessions, hub.publish_to_user, region=settings.default_region).subscribe(bus)
+
+    async with aiohttp.ClientSession() as http:
+        senders: list[Sender] = [WebhookSender(http)]
+        components = [
+            web_component(app, host, port),
+            Component("automation", functools.partial(run_automation, settings, sessions, bus)),
+            Component("fastagi", functools.partial(run_agi_server, settings, sessions)),
+        ]
+        if settings.ami_password:
+            telephony = TelephonyService(settings, sessions, bus)
+            components.append(Component("telephony", telephony.run, health_name="ami"))
+        else:
+            log.warning("CALLCENTER_AMI_PASSWORD is not set: telephony is off")
+        if settings.ari_password:
+            ari = functools.partial(run_ari_app, settings, sessions, bus)
+            components.append(Component("ari", ari, health_name="ari"))
+        telegram = None
+        if settings.telegram_token:
+            telegram = TelegramChannel(settings, sessions, bus)
+            senders.append(telegram.sender)
+            run_telegram = functools.partial(telegram.run, send=False)
+            components.append(Component("telegram", run_telegram, health_name="telegram"))
+        if settings.smtp_host:
+            senders.append(email_sender(settings, sessions))
+        if settings.imap_user:
+            run_email = functools.partial(run_email_worker, settings, sessions, bus, send=False)
+            components.append(Component("email", run_email, health_name="imap"))
+        components.append(Component("outbox", OutboxWorker(sessions, senders).run))
+        try:
+            await run_all(components, stop)
+        finally:
+            if telegram is not None:
+                await telegram.close()
+            await engine.dispose()
+
+
+def run(settings: Settings, host: str, port: int) -> None:
+    """Serve until SIGINT or SIGTERM."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await serve(settings, host, port, stop)
+
+    asyncio.run(main())
