@@ -142,3 +142,14 @@ def test_content_id_without_brackets_still_makes_an_inline_image():
 )  # fmt: skip
 def test_declared_charset_names(declared: str, codec: str | None):
     assert codec_for(declared) == codec
+
+
+def test_cleaning_twice_keeps_the_remote_image_marker_and_nothing_dangerous() -> None:
+    from callcenter.channels.email.sanitize import sanitize_html
+
+    once, remote = sanitize_html('<p>Hi <img src="https://tracker.example/x.png"></p>')
+    twice, _ = sanitize_html(once)
+    assert remote and twice == once
+    assert 'data-remote-src="https://tracker.example/x.png"' in twice
+    forged, _ = sanitize_html('<img data-remote-src="javascript:alert(1)" src="cid:a">')
+    assert "javascript" not in forged

@@ -20,6 +20,9 @@ _ATTRIBUTES = deepcopy(nh3.ALLOWED_ATTRIBUTES)
 _ATTRIBUTES["*"] = {"style", "title", "dir", "lang"}
 _ATTRIBUTES["a"] = {"href", "hreflang"}
 _ATTRIBUTES["font"] = {"color", "face", "size"}
+# Our own marker for a switched-off remote image survives a second cleaning (the web view
+# cleans again what the email worker stored), so "show images" still works afterwards.
+_ATTRIBUTES.setdefault("img", set()).add("data-remote-src")
 for _tag in ("table", "td", "th", "tr"):
     _ATTRIBUTES.setdefault(_tag, set()).update({"width", "height", "bgcolor", "valign", "border"})
 _ATTRIBUTES["table"].update({"cellpadding", "cellspacing"})
@@ -48,6 +51,8 @@ def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
     if attribute == "style":
         return None if _UNSAFE_STYLE.search(value) else value
     lowered = value.strip().lower()
+    if tag == "img" and attribute == "data-remote-src":
+        return value if lowered.startswith(("http:", "https:")) else None
     if tag == "img" and attribute == "src":
         if lowered.startswith(("cid:", "http:", "https:")) or _INLINE_DATA_IMAGE.match(lowered):
             return value
