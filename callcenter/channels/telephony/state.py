@@ -92,6 +92,7 @@ class QueueSnapshot:
     timeout_today: int
     answered_within_service_level_today: int
     service_level_seconds: int
+    abandoned_in_service_level: bool
     service_level: float | None
     """Percent answered within the threshold, of answered (and abandoned, if so set) calls."""
     average_wait_seconds: float | None
@@ -900,6 +901,7 @@ class LiveState:
             timeout_today=daily.timeout,
             answered_within_service_level_today=daily.answered_in_sl,
             service_level_seconds=queue.sl_seconds,
+            abandoned_in_service_level=queue.settings.abandoned_in_service_level,
             service_level=100 * daily.answered_in_sl / denominator if denominator else None,
             average_wait_seconds=daily.wait_total / daily.answered if daily.answered else None,
             average_talk_seconds=daily.talk_total / daily.talked if daily.talked else None,

@@ -1,0 +1,106 @@
+"""A supervisor's control of agents through AMI: pause and resume, log into and out of a queue.
+
+The web layer sees only the `TelephonyControl` protocol; `AmiControl` implements it on any
+client with `send_action` (the telephony service's AMI client). Input is checked here, before
+anything reaches Asterisk.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+_INTERFACE = re.compile(r"[A-Za-z][A-Za-z0-9]{0,15}/[A-Za-z0-9_.+@-]{1,80}")
+_QUEUE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_REASON = 80
+
+
+class ControlError(Exception):
+    """Asterisk refused the action or could not be reached; the message says why."""
+
+
+def check_interface(value: str) -> str:
+    if not _INTERFACE.fullmatch(value):
+        raise ValueError(f"not an agent interface: {value!r}")
+    return value
+
+
+def check_queue(value: str) -> str:
+    if not _QUEUE.fullmatch(value):
+        raise ValueError(f"not a queue name: {value!r}")
+    return value
+
+
+def check_reason(value: str) -> str:
+    reason = value.strip()
+    if len(reason) > MAX_REASON or _CONTROL.search(reason):
+        raise ValueError(f"a pause reason is one line of at most {MAX_REASON} characters")
+    return reason
+
+
+class TelephonyControl(Protocol):
+    async def pause(self, interface: str, reason: str, queue: str | None = None) -> None:
+        """Pause the agent in `queue`, or in every queue when it is None."""
+
+    async def resume(self, interface: str, queue: str | None = None) -> None: ...
+
+    async def log_in(self, interface: str, queue: str, name: str = "") -> None:
+        """Add the agent to the queue as a dynamic member."""
+
+    async def log_out(self, interface: str, queue: str) -> None: ...
+
+
+class ActionSender(Protocol):
+    async def send_action(self, action: Mapping[str, str], *, timeout: float = ...) -> Any:
+        """Returns a response with ``ok`` and ``headers`` (ami.AmiResponse)."""
+
+
+class AmiControl:
+    def __init__(self, ami: ActionSender, timeout: float = 5.0) -> None:
+        self._ami = ami
+        self._timeout = timeout
+
+    async def _send(self, action: dict[str, str]) -> None:
+        try:
+            response = await self._ami.send_action(action, timeout=self._timeout)
+        except (ConnectionError, TimeoutError) as exc:
+            why = str(exc) or type(exc).__name__
+            raise ControlError(f"Asterisk is not reachable: {why}") from exc
+        if not response.ok:
+            message = response.headers.get("Message") or "refused"
+            log.info("AMI %s refused: %s", action["Action"], message)
+            raise ControlError(message)
+
+    async def _pause(self, interface: str, paused: bool, reason: str, queue: str | None) -> None:
+        action = {"Action": "QueuePause", "Interface": check_interface(interface)}
+        action["Paused"] = "true" if paused else "false"
+        if queue is not None:
+            action["Queue"] = check_queue(queue)
+        if reason:
+            action["Reason"] = reason
+        await self._send(action)
+
+    async def pause(self, interface: str, reason: str, queue: str | None = None) -> None:
+        await self._pause(interface, True, check_reason(reason), queue)
+
+    async def resume(self, interface: str, queue: str | None = None) -> None:
+        await self._pause(interface, False, "", queue)
+
+    async def log_in(self, interface: str, queue: str, name: str = "") -> None:
+        action = {
+            "Action": "QueueAdd",
+            "Queue": check_queue(queue),
+            "Interface": check_interface(interface),
+        }
+        if name:
+            action["MemberName"] = check_reason(name)
+        await self._send(action)
+
+    async def log_out(self, interface: str, queue: str) -> None:
+        queue, interface = check_queue(queue), check_interface(interface)
+        await self._send({"Action": "QueueRemove", "Queue": queue, "Interface": interface})
