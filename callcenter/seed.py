@@ -1,8 +1,9 @@
 """``callcenter seed``: bulk-load demo data.
 
 On PostgreSQL rows go in with COPY; a second process generates the next batch while the
-current one is copied, and for large loads the secondary indexes of ``interactions`` are
-rebuilt once at the end instead of being updated row by row. SQLite gets batched INSERTs.
+current one is copied, and for large loads the secondary indexes are built once at the end
+instead of being updated row by row (the generator makes unique values by construction).
+SQLite gets batched INSERTs.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ TABLES: tuple[tuple[str, Any, tuple[str, ...]], ...] = (
     ("order_refs", OrderRef, data.ORDER_REF_COLUMNS),
 )
 REBUILD_INDEXES_FROM = 50_000
-"""From this many customers on, dropping and rebuilding the interaction indexes is faster."""
+"""From this many customers on, building the secondary indexes once at the end is faster."""
 
 
 @dataclass(frozen=True)
@@ -95,22 +96,27 @@ async def _skip_foreign_key_triggers(conn: AsyncConnection) -> None:
         pass  # not a superuser: the load is slower, not wrong
 
 
-def _interaction_indexes() -> tuple[list[Index], list[UniqueConstraint]]:
-    table = Interaction.__table__
-    uniques = [c for c in table.constraints if isinstance(c, UniqueConstraint)]
-    return list(table.indexes), uniques
+def _secondary_indexes() -> tuple[list[Index], list[UniqueConstraint]]:
+    """Every index and unique constraint of the seeded tables except their primary keys."""
+    indexes: list[Index] = []
+    uniques: list[UniqueConstraint] = []
+    for _, model, _ in TABLES:
+        table = model.__table__
+        indexes += list(table.indexes)
+        uniques += [c for c in table.constraints if isinstance(c, UniqueConstraint)]
+    return indexes, uniques
 
 
-async def _drop_interaction_indexes(conn: AsyncConnection) -> None:
-    indexes, uniques = _interaction_indexes()
+async def _drop_indexes(conn: AsyncConnection) -> None:
+    indexes, uniques = _secondary_indexes()
     for index in indexes:
         await conn.execute(DropIndex(index))
     for constraint in uniques:
         await conn.execute(DropConstraint(constraint))
 
 
-async def _create_interaction_indexes(conn: AsyncConnection) -> None:
-    indexes, uniques = _interaction_indexes()
+async def _create_indexes(conn: AsyncConnection) -> None:
+    indexes, uniques = _secondary_indexes()
     for constraint in uniques:
         await conn.execute(AddConstraint(constraint))
     for index in indexes:
@@ -136,15 +142,21 @@ async def seed(
     batch_size: int = 5000,
     seed_value: int = 1,
     progress: Callable[[int], None] | None = None,
+    rebuild_indexes: bool | None = None,
 ) -> SeedReport:
-    """Add ``customers`` demo customers with their history; returns counts and time taken."""
+    """Add ``customers`` demo customers with their history; returns counts and time taken.
+
+    ``rebuild_indexes`` (PostgreSQL only) defaults to large loads.
+    """
     started = time.perf_counter()
     postgres = engine.dialect.name == "postgresql"
-    rebuild = postgres and customers >= REBUILD_INDEXES_FROM
+    if rebuild_indexes is None:
+        rebuild_indexes = customers >= REBUILD_INDEXES_FROM
+    rebuild = postgres and rebuild_indexes
     async with engine.begin() as conn:
         ids = await _next_ids(conn)
         if rebuild:
-            await _drop_interaction_indexes(conn)
+            await _drop_indexes(conn)
     sizes = deque(min(batch_size, customers - n) for n in range(0, customers, batch_size))
     interactions = 0
     try:
@@ -170,7 +182,7 @@ async def seed(
     finally:
         if rebuild:
             async with engine.begin() as conn:
-                await _create_interaction_indexes(conn)
+                await _create_indexes(conn)
     if postgres:
         async with engine.begin() as conn:
             await _finish_postgres(conn)

@@ -53,3 +53,27 @@ async def test_seed_loads_consistent_history_across_three_channels(
             .where(Ticket.customer_id != Interaction.customer_id)
         )
         assert orphan_tickets == 0
+
+
+async def test_a_large_load_rebuilds_exactly_the_indexes_the_migrations_made(
+    sessions: async_sessionmaker[AsyncSession], database_url: str
+) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from callcenter.schema import metadata
+
+    engine = create_engine(database_url)
+    try:
+        await seed(engine, 30, batch_size=10, rebuild_indexes=True)
+
+        def diff(connection):  # type: ignore[no-untyped-def]
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            return compare_metadata(context, metadata)
+
+        async with engine.connect() as conn:
+            assert await conn.run_sync(diff) == []
+    finally:
+        await engine.dispose()
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Customer)) == 30
