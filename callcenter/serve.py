@@ -20,11 +20,14 @@ from callcenter.channels.telephony.fastagi import run_agi_server
 from callcenter.channels.telephony.service import TelephonyService
 from callcenter.channels.telephony.stasis import run_ari_app
 from callcenter.config import Settings
+from callcenter.dashboard.control import AmiControl
+from callcenter.dashboard.wallboard import Wallboard
 from callcenter.db import create_engine, session_factory
 from callcenter.outbox import OutboxWorker, Sender
 from callcenter.runtime import Component, run_all
 from callcenter.screenpop.service import ScreenPopService
 from callcenter.web.app import create_app
+from callcenter.web.keys import CONTROL, WALLBOARD
 from callcenter.web.streams import Hub
 
 log = logging.getLogger(__name__)
@@ -61,7 +64,11 @@ async def serve(settings: Settings, host: str, port: int, stop: asyncio.Event) -
         ]
         if settings.ami_password:
             telephony = TelephonyService(settings, sessions, bus)
+            wallboard = Wallboard(telephony.state, hub.publish_to_role)
+            wallboard.subscribe(bus)
+            app[WALLBOARD], app[CONTROL] = wallboard, AmiControl(telephony.ami)
             components.append(Component("telephony", telephony.run, health_name="ami"))
+            components.append(Component("wallboard", wallboard.run))
         else:
             log.warning("CALLCENTER_AMI_PASSWORD is not set: telephony is off")
         if settings.ari_password:

@@ -6,6 +6,8 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from callcenter.config import Settings
+from callcenter.dashboard.control import TelephonyControl
+from callcenter.dashboard.wallboard import Wallboard
 from callcenter.health import HealthRegistry
 from callcenter.web.cookies import SessionCodec
 from callcenter.web.ratelimit import LoginLimiter
@@ -18,3 +20,5 @@ CODEC = web.AppKey("session_codec", SessionCodec)
 LIMITER = web.AppKey("login_limiter", LoginLimiter)
 HUB = web.AppKey("event_hub", Hub)
 HEALTH = web.AppKey("health", HealthRegistry)
+WALLBOARD = web.AppKey("wallboard", Wallboard)
+CONTROL = web.AppKey("telephony_control", TelephonyControl)

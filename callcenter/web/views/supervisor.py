@@ -1,16 +1,29 @@
-"""The supervisor's page: for now the list of agents; the live dashboard comes later."""
+"""The supervisor's page: the live wallboard (pushed over /events) and the agent controls.
+
+The wallboard and the telephony control are in the app only when telephony runs (``serve``
+with an AMI password); without them the page says so and shows the staff list alone.
+"""
 
 from __future__ import annotations
+
+import logging
 
 from aiohttp import web
 from sqlalchemy import select
 
+from callcenter.dashboard.control import ControlError, TelephonyControl
+from callcenter.domain.audit import record
 from callcenter.models import Role, User
 from callcenter.web.access import SUPERVISORS, allow
-from callcenter.web.keys import HUB, SESSIONS
-from callcenter.web.render import render
+from callcenter.web.i18n import catalog, translator
+from callcenter.web.keys import CONTROL, HUB, SESSIONS, WALLBOARD
+from callcenter.web.render import language, render
+from callcenter.web.session import require_user
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
+
+ACTIONS = frozenset({"pause", "resume", "login", "logout"})
 
 
 @routes.get("/supervisor")
@@ -21,4 +34,61 @@ async def supervisor_home(request: web.Request) -> web.Response:
             await db.scalars(select(User).where(User.role == Role.AGENT).order_by(User.username))
         )
     online = {c.user_id for c in request.app[HUB].connections()}
-    return render(request, "supervisor.html", {"agents": agents, "online": online})
+    wallboard = request.app.get(WALLBOARD)
+    names = {a.sip_endpoint: a.display_name or a.username for a in agents if a.sip_endpoint}
+    texts = catalog(language(request))
+    context = {
+        "agents": agents,
+        "online": online,
+        "board": wallboard.snapshot() if wallboard is not None else None,
+        "names": names,
+        "labels": {k: v for k, v in texts.items() if k.startswith("wallboard.")},
+        "reasons": [v for k, v in texts.items() if k.startswith("wallboard.reason_")],
+    }
+    return render(request, "supervisor.html", context)
+
+
+async def _perform(control: TelephonyControl, action: str, form: dict[str, str]) -> None:
+    interface, queue = form.get("interface", ""), form.get("queue", "") or None
+    if action == "pause":
+        await control.pause(interface, form.get("reason", ""), queue)
+    elif action == "resume":
+        await control.resume(interface, queue)
+    elif queue is None:
+        raise ValueError("which queue?")
+    elif action == "login":
+        await control.log_in(interface, queue, form.get("name", ""))
+    else:
+        await control.log_out(interface, queue)
+
+
+@routes.post("/supervisor/agents/{action}")
+@allow(*SUPERVISORS)
+async def control_agent(request: web.Request) -> web.Response:
+    """Pause, resume, log into or out of a queue; JSON answer for the wallboard's script."""
+    user = require_user(request)
+    t = translator(language(request))
+    control = request.app.get(CONTROL)
+    if control is None:
+        return web.json_response({"error": t("wallboard.no_control")}, status=503)
+    action = request.match_info["action"]
+    if action not in ACTIONS:
+        return web.json_response({"error": t("errors.not_found")}, status=404)
+    form = {k: str(v) for k, v in (await request.post()).items() if k != "_csrf"}
+    try:
+        await _perform(control, action, form)
+    except ValueError as exc:
+        return web.json_response({"error": t("wallboard.bad_input", detail=str(exc))}, status=400)
+    except ControlError as exc:
+        return web.json_response({"error": t("wallboard.refused", detail=str(exc))}, status=502)
+    async with request.app[SESSIONS]() as db, db.begin():
+        record(
+            db,
+            f"agent.{action}",
+            actor=user,
+            target_type="agent",
+            target_id=form.get("interface", ""),
+            details={k: form[k] for k in ("queue", "reason") if form.get(k)},
+        )
+    log.info("%s: %s %s", user.username, action, form.get("interface"))
+    return web.json_response({"ok": True})
