@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
+from callcenter import health
 from callcenter.bus import Bus
 from callcenter.channels.telephony.ari import AriAuthError, AriClient, AriError
 from callcenter.channels.telephony.models import CallSurvey
@@ -24,6 +25,7 @@ from callcenter.channels.telephony.survey import (
     record_answer,
 )
 from callcenter.db import unit_of_work
+from callcenter.health import State
 from tests.telephony.conftest import CUSTOMER_NUMBER, OUR_NUMBER, Ami, Pbx
 
 APP = "callcenter"
@@ -38,6 +40,10 @@ def ari_client(process: AsteriskProcess, password: str | None = None) -> AriClie
         APP,
         backoff=(0.1, 1.0),
     )
+
+
+def ari_health() -> health.ComponentHealth:
+    return next(c for c in health.registry.snapshot() if c.name == "ari")
 
 
 # ---- Keypad answers ---------------------------------------------------------------------------
@@ -101,6 +107,22 @@ async def test_wrong_ari_password_is_refused_clearly(pbx: Pbx) -> None:
 
 
 @pytest.mark.asterisk
+async def test_status_shows_ari_refused_then_ok_once_registered(pbx: Pbx) -> None:
+    with pytest.raises(AriAuthError):
+        await ari_client(pbx.process, password="wrong-password-123").start()
+    refused = ari_health()
+    assert refused.state is State.FAILING
+    assert "ARI 401: authentication failed" in refused.last_error
+
+    client = ari_client(pbx.process)
+    await client.start()
+    try:
+        assert ari_health().state is State.OK
+    finally:
+        await client.stop()
+
+
+@pytest.mark.asterisk
 async def test_the_app_registers_again_after_asterisk_restarts() -> None:
     async with AsteriskProcess() as process:
         client = ari_client(process)
@@ -115,12 +137,18 @@ async def test_the_app_registers_again_after_asterisk_restarts() -> None:
             apps = await client.request("GET", "applications")
             assert [a["name"] for a in apps] == [APP]
 
+            assert ari_health().state is State.OK
+            before_restart = datetime.now(UTC)
             await process.restart()
             async with asyncio.timeout(20):
                 while len(registrations) < 2:
                     await asyncio.sleep(0.1)
 
             assert registrations == [1, 2]
+            back = ari_health()  # the lost connection was shown, and then the recovery
+            assert back.state is State.OK
+            assert back.last_error_at is not None and back.last_error_at > before_restart
+            assert back.since is not None and back.since > back.last_error_at
             assert (await client.request("GET", f"applications/{APP}"))["name"] == APP
             with pytest.raises(AriError) as missing:
                 await client.request("GET", "channels/no-such-channel")

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from aioimaplib import aioimaplib
 
+from callcenter import health
 from callcenter.config import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,12 @@ _UID = re.compile(rb"\bUID (\d+)")
 
 class ImapError(Exception):
     """The IMAP session is unusable (refused, timed out, dropped, or a NO/BAD answer)."""
+
+
+def _failed(message: str) -> ImapError:
+    """The error to raise, after marking IMAP failing on /status with it."""
+    health.report_failure("imap", message)
+    return ImapError(message)
 
 
 def check_security(kind: str, security: str, host: str) -> None:
@@ -148,20 +155,18 @@ class ImapClient:
         if task in done:
             try:
                 return task.result()
-            except aioimaplib.AioImapException as exc:
-                raise ImapError(f"{type(exc).__name__}: {exc}") from exc
-            except (OSError, ssl.SSLError, TimeoutError) as exc:
-                raise ImapError(f"{type(exc).__name__}: {exc}") from exc
+            except (aioimaplib.AioImapException, OSError, ssl.SSLError, TimeoutError) as exc:
+                raise _failed(f"{type(exc).__name__}: {exc}") from exc
         task.cancel()
         with contextlib.suppress(BaseException):
             await task
-        raise ImapError("connection lost" if self._lost.is_set() else "no answer in time")
+        raise _failed("connection lost" if self._lost.is_set() else "no answer in time")
 
     async def _ok(self, awaitable: Awaitable[Any], what: str, timeout: float | None = None) -> Any:
         response = await self._run(awaitable, timeout)
         if response.result != "OK":
             detail = b" ".join(bytes(x) for x in response.lines[-1:]).decode(errors="replace")
-            raise ImapError(f"{what} failed: {response.result} {detail}")
+            raise _failed(f"{what} failed: {response.result} {detail}")
         return response
 
     async def connect(self) -> None:
@@ -183,7 +188,7 @@ class ImapClient:
     async def _starttls(self, context: ssl.SSLContext) -> None:
         protocol = self._imap.protocol
         if "STARTTLS" not in protocol.capabilities:
-            raise ImapError("the server does not offer STARTTLS; refusing to log in in clear text")
+            raise _failed("the server does not offer STARTTLS; refusing to log in in clear text")
         command = aioimaplib.Command("STARTTLS", protocol.new_tag(), loop=protocol.loop)
         await self._ok(protocol.execute(command), "STARTTLS")
         loop = asyncio.get_running_loop()
@@ -194,13 +199,15 @@ class ImapClient:
         await self._run(protocol.capability())  # capabilities may change once secured
 
     async def select(self, mailbox: str) -> int:
-        """Open a mailbox read-write; returns its UIDVALIDITY."""
+        """Open a mailbox read-write; returns its UIDVALIDITY. Logged in and selected is what
+        /status shows as IMAP ok."""
         response = await self._ok(self._imap.select(quote_mailbox(mailbox)), f"SELECT {mailbox}")
         for line in response.lines:
             found = _UIDVALIDITY.search(bytes(line))
             if found:
+                health.report_ok("imap")
                 return int(found.group(1))
-        raise ImapError(f"SELECT {mailbox}: the server sent no UIDVALIDITY")
+        raise _failed(f"SELECT {mailbox}: the server sent no UIDVALIDITY")
 
     async def uids_after(self, last_uid: int) -> list[int]:
         """UIDs of the messages after ``last_uid``, ascending."""
@@ -243,7 +250,7 @@ class ImapClient:
             for task in (push, stopped, lost):
                 task.cancel()
         if self._lost.is_set():
-            raise ImapError("connection lost during IDLE")
+            raise _failed("connection lost during IDLE")
         changed = push.done() and not push.cancelled() and push.exception() is None
         if self._imap.has_pending_idle():
             self._imap.idle_done()

@@ -22,6 +22,7 @@ import aiosmtplib
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from callcenter import health
 from callcenter.channels.email.compose import Draft, InvalidAddress, address, build_message
 from callcenter.channels.email.imap import check_security
 from callcenter.channels.email.threading import (
@@ -121,6 +122,9 @@ class SmtpSender:
         return message_id
 
     async def _deliver(self, message: bytes, recipient: str) -> None:
+        """Hand the message to the SMTP server. /status shows SMTP failing only when the server
+        could not be used (no connection, a timeout, a 4xx, our login or sender refused); a
+        refused recipient or message means the server works."""
         settings = self.settings
         sender = address("", parseaddr(settings.smtp_from)[1]).addr_spec
         try:
@@ -137,19 +141,26 @@ class SmtpSender:
                 timeout=self.timeout,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
+            health.report_ok("smtp")
             codes = [r.code for r in exc.recipients]
             if codes and all(code >= 500 for code in codes):
                 raise PermanentFailure(f"recipient refused: {exc.recipients[0]}") from None
             raise RetryLater(f"recipient deferred: {exc}") from None
         except (aiosmtplib.SMTPAuthenticationError, aiosmtplib.SMTPSenderRefused) as exc:
             log.error("SMTP server refused our login or sender address: %s", exc)
+            health.report_failure("smtp", f"login or sender refused: {exc}")
             raise RetryLater(f"SMTP configuration problem: {exc}") from None
         except aiosmtplib.SMTPResponseException as exc:
             if exc.code >= 500 and isinstance(exc, aiosmtplib.SMTPDataError):
+                health.report_ok("smtp")
                 raise PermanentFailure(f"message rejected: {exc.code} {exc.message}") from None
+            health.report_failure("smtp", f"SMTP {exc.code}: {exc.message}")
             raise RetryLater(f"SMTP {exc.code}: {exc.message}") from None
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            raise RetryLater(f"SMTP server unavailable: {type(exc).__name__}: {exc}") from None
+            error = f"SMTP server unavailable: {type(exc).__name__}: {exc}"
+            health.report_failure("smtp", error)
+            raise RetryLater(error) from None
+        health.report_ok("smtp")
 
     async def _thread(
         self, item: Outbox, ticket_id: int | None, recipient: str, in_reply_to: Any

@@ -20,6 +20,7 @@ from aiogram.exceptions import (
 from aiogram.methods import GetUpdates
 from aiogram.types import Update
 
+from callcenter import health
 from callcenter.channels.telegram.bot import ALLOWED_UPDATES
 from callcenter.channels.telegram.processor import UpdateProcessor
 from callcenter.channels.telegram.redact import redact
@@ -49,15 +50,24 @@ class Poller:
         self.offset: int | None = None
 
     async def fetch(self) -> list[Update]:
-        return await self.bot(
-            GetUpdates(
-                offset=self.offset,
-                limit=self.batch,
-                timeout=self.poll_timeout,
-                allowed_updates=ALLOWED_UPDATES,
-            ),
-            request_timeout=self.poll_timeout + 10,
-        )
+        """One getUpdates call; its outcome is what /status shows for Telegram."""
+        try:
+            updates = await self.bot(
+                GetUpdates(
+                    offset=self.offset,
+                    limit=self.batch,
+                    timeout=self.poll_timeout,
+                    allowed_updates=ALLOWED_UPDATES,
+                ),
+                request_timeout=self.poll_timeout + 10,
+            )
+        except TelegramRetryAfter:
+            raise  # flood control: Telegram answered, it is not an outage
+        except TelegramAPIError as exc:  # includes network errors and a refused token
+            health.report_failure("telegram", redact(f"{type(exc).__name__}: {exc}"))
+            raise
+        health.report_ok("telegram")
+        return updates
 
     async def run_once(self) -> int:
         """Fetch one batch, store it, then move the offset past it; returns its size."""

@@ -25,6 +25,8 @@ from typing import Any
 
 import aiohttp
 
+from callcenter import health
+
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
@@ -156,6 +158,7 @@ class AriClient:
                     first.set_exception(exc)
                     first.exception()  # marked as retrieved; start() re-raises it
                 log.warning("ARI connection failed: %r", exc)
+                health.report_failure("ari", exc)
             self._connected.clear()
             pause = delay * random.uniform(0.8, 1.2)
             log.info("ARI: reconnecting in %.1fs", pause)
@@ -179,6 +182,7 @@ class AriClient:
             await self.request("GET", f"applications/{self.app}")  # registered again
             self.connections += 1
             self._connected.set()
+            health.report_ok("ari")
             log.info("ARI: application %r registered (connection %d)", self.app, self.connections)
             for hook in self._hooks:
                 try:
@@ -196,6 +200,7 @@ class AriClient:
                 elif message.type is aiohttp.WSMsgType.ERROR:
                     break
         log.warning("ARI: the events WebSocket closed (%s)", ws.close_code)
+        health.report_failure("ari", f"the events WebSocket closed (code {ws.close_code})")
 
     async def _consume(self) -> None:
         while True:
