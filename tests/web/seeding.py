@@ -53,7 +53,7 @@ async def customer_with_history(
             external_id=f"<{customer.id}@mail.example>",
             text="Здравствуйте! Заказ 123456 не пришёл.",
             html=html,
-            attachments=[{"filename": "чек.pdf", "path": "attachments/receipt.pdf"}],
+            attachments=[{"filename": "чек.pdf", "path": "receipt.pdf"}],
             order_numbers=[order],
             occurred_at=T0,
         ),

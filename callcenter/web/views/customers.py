@@ -102,7 +102,9 @@ async def export(request: web.Request) -> web.Response:
     user = require_user(request)
     try:
         async with unit_of_work(request.app[SESSIONS]) as db:
-            data = await export_customer(db, _customer_id(request), actor=user)
+            data = await export_customer(
+                db, _customer_id(request), actor=user, data_dir=request.app[SETTINGS].data_dir
+            )
     except NotFound:
         return error_page(request, 404, "errors.no_customer")
     body = json.dumps(data, ensure_ascii=False, indent=1, default=str)
@@ -126,7 +128,9 @@ async def erase(request: web.Request) -> web.Response:
         return error_page(request, 400, "customer.erase_confirm_missing")
     try:
         async with unit_of_work(request.app[SESSIONS]) as db:
-            erasure = await erase_customer(db, wanted, actor=user)
+            erasure = await erase_customer(
+                db, wanted, actor=user, data_dir=request.app[SETTINGS].data_dir
+            )
     except NotFound:
         return error_page(request, 404, "errors.no_customer")
     left = remove_files(erasure.files, request.app[SETTINGS].data_dir)
