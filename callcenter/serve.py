@@ -23,6 +23,7 @@ from callcenter.config import Settings
 from callcenter.dashboard.control import AmiControl
 from callcenter.dashboard.wallboard import Wallboard
 from callcenter.db import create_engine, session_factory
+from callcenter.health_probe import database_probe
 from callcenter.outbox import OutboxWorker, Sender
 from callcenter.runtime import Component, run_all
 from callcenter.screenpop.service import ScreenPopService
@@ -61,6 +62,7 @@ async def serve(settings: Settings, host: str, port: int, stop: asyncio.Event) -
             web_component(app, host, port),
             Component("automation", functools.partial(run_automation, settings, sessions, bus)),
             Component("fastagi", functools.partial(run_agi_server, settings, sessions)),
+            database_probe(engine),
         ]
         if settings.ami_password:
             telephony = TelephonyService(settings, sessions, bus)
