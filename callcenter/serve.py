@@ -17,7 +17,7 @@ from callcenter.bus import Bus
 from callcenter.channels.email.worker import email_sender, run_email_worker
 from callcenter.channels.telegram.worker import TelegramChannel
 from callcenter.channels.telephony.fastagi import run_agi_server
-from callcenter.channels.telephony.service import TelephonyService
+from callcenter.channels.telephony.service import TelephonyService, queue_settings
 from callcenter.channels.telephony.stasis import run_ari_app
 from callcenter.config import Settings
 from callcenter.dashboard.control import AmiControl
@@ -65,7 +65,8 @@ async def serve(settings: Settings, host: str, port: int, stop: asyncio.Event) -
             database_probe(engine),
         ]
         if settings.ami_password:
-            telephony = TelephonyService(settings, sessions, bus)
+            queues = await queue_settings(sessions)
+            telephony = TelephonyService(settings, sessions, bus, queues=queues)
             wallboard = Wallboard(telephony.state, hub.publish_to_role)
             wallboard.subscribe(bus)
             app[WALLBOARD], app[CONTROL] = wallboard, AmiControl(telephony.ami)

@@ -52,12 +52,13 @@ class TelephonyService:
         sessions: async_sessionmaker[AsyncSession],
         bus: Bus,
         *,
-        state: LiveState | None = None,
+        queues: dict[str, QueueSettings] | None = None,
         now: Callable[[], datetime] = utcnow,
     ) -> None:
+        """``queues``: per-queue service-level settings from the queues table."""
         self.bus = bus
         self.now = now
-        self.state = state or LiveState(tz=ZoneInfo(settings.timezone))
+        self.state = LiveState(tz=ZoneInfo(settings.timezone), settings=queues)
         self.recorder = CallRecorder(sessions, region=settings.default_region)
         self.recorder.subscribe(bus)
         self.ami = AmiClient(
