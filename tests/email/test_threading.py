@@ -164,3 +164,26 @@ async def test_long_and_missing_message_ids_still_dedupe(
     assert (await store(sessions, settings, no_id)).status == "duplicate"
     keys = sorted(i.external_id for i in await support.emails(sessions))
     assert all(k.startswith("sha256:") and len(k) == 71 for k in keys)
+
+
+async def test_a_reply_in_the_same_batch_as_its_parent_joins_the_parents_ticket(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    sender = "Ольга <olga@example.ru>"
+    parent = mail(sender, "Заказ 11111", "Где заказ 11111?", message_id="p1@x")
+    reply = mail(
+        sender,
+        "Re: Ещё вопрос",
+        "А что с заказом 22222?",
+        message_id="r1@x",
+        in_reply_to="p1@x",
+        references=("p1@x",),
+        date=T0 + timedelta(minutes=5),
+    )
+    batch = [(parent, "a"), (reply, "b"), (parent, "c")]
+    result = await EmailIngestor(support.settings(tmp_path)).store_batch(sessions, batch)
+    first, second, again = result.outcomes
+    assert [o.status for o in result.outcomes] == ["stored", "stored", "duplicate"]
+    # Threaded by In-Reply-To, not filed by its own order number under a new ticket.
+    assert second.ticket_id == first.ticket_id is not None
+    assert again.interaction_id == first.interaction_id

@@ -31,7 +31,7 @@ from callcenter.classify import Classification, classify
 from callcenter.config import Settings
 from callcenter.domain.errors import DomainError
 from callcenter.domain.identity import normalize_email
-from callcenter.domain.inbox import InboundMessage, IngestResult, ingest
+from callcenter.domain.inbox import InboundMessage, IngestResult, ingest, ingest_many
 from callcenter.models import (
     Channel,
     Direction,
@@ -76,6 +76,12 @@ class BatchResult:
     events: list[object] = field(default_factory=list)
 
 
+@dataclass
+class _Prepared:
+    message: InboundMessage
+    files: list[tuple[dict[str, Any], bytes | None]]
+
+
 class _Unstorable(Exception):
     """This mail cannot become an interaction; the message says why."""
 
@@ -93,6 +99,17 @@ def guess_language(text: str, default: str) -> str:
     if _LATIN.search(text):
         return "en"
     return default
+
+
+def _outcome(mail: ParsedEmail, source: str, result: IngestResult) -> Outcome:
+    return Outcome(
+        source,
+        "duplicate" if result.duplicate else "stored",
+        mail.message_id,
+        interaction_id=result.interaction.id,
+        ticket_id=result.ticket.id if result.ticket else None,
+        automatic=mail.auto_submitted,
+    )
 
 
 def _size(size: int) -> str:
@@ -134,8 +151,8 @@ class EmailIngestor:
     ) -> BatchResult:
         """Store ``(raw, source)`` mails in one transaction; publish ``events`` after it.
 
-        Mail is stored without savepoints first (they cost two round trips per mail); if any
-        mail fails, the batch is rolled back and stored again with one savepoint per mail, so
+        Mail is stored with ``ingest_many`` and without savepoints first; if any mail fails,
+        the batch is rolled back and stored again one mail at a time, each in a savepoint, so
         that the failure is recorded and the rest stored.
         """
         parsed = [await self.parse(raw) for raw, _ in mails]
@@ -158,8 +175,14 @@ class EmailIngestor:
     ) -> BatchResult:
         result = BatchResult()
         async with sessions() as session, session.begin():
-            for (raw, source), mail in zip(mails, parsed, strict=True):
-                outcome, events = await self.store(session, raw, mail, source, careful=careful)
+            if careful:
+                stored = [
+                    await self.store(session, raw, mail, source)
+                    for (raw, source), mail in zip(mails, parsed, strict=True)
+                ]
+            else:
+                stored = await self._store_runs(session, mails, parsed)
+            for outcome, events in stored:
                 result.outcomes.append(outcome)
                 result.events += events
             if before_commit is not None:
@@ -172,39 +195,74 @@ class EmailIngestor:
         raw: bytes,
         mail: ParsedEmail | EmailRejected,
         source: str,
-        *,
-        careful: bool = True,
     ) -> tuple[Outcome, list[object]]:
-        """Store one parsed mail in the caller's transaction.
-
-        ``careful`` contains a failure in a savepoint and records it; otherwise it propagates
-        and the caller's transaction is to be rolled back.
-        """
+        """Store one parsed mail in the caller's transaction; a failure is contained in a
+        savepoint and recorded."""
         if isinstance(mail, EmailRejected):
             return await self._failed(session, raw, source, None, f"not an email: {mail}"), []
-        outcome = Outcome(source, "stored", mail.message_id, automatic=mail.auto_submitted)
         if self._is_own(mail):
-            outcome.status = "own"
-            return outcome, []
+            return Outcome(source, "own", mail.message_id, automatic=mail.auto_submitted), []
         key = external_id(mail.message_id)
-        if not careful:
-            result = await self._ingest(session, raw, mail, key, source)
-        else:
-            try:
-                async with session.begin_nested():
-                    result = await self._ingest(session, raw, mail, key, source)
-            except DBAPIError:
-                raise
-            except (_Unstorable, DomainError) as exc:
-                return await self._failed(session, raw, source, mail.message_id, str(exc)), []
-            except Exception as exc:
-                log.exception("email %s from %s could not be stored", mail.message_id, source)
-                error = f"{type(exc).__name__}: {exc}"
-                return await self._failed(session, raw, source, mail.message_id, error), []
-        outcome.status = "duplicate" if result.duplicate else "stored"
-        outcome.interaction_id = result.interaction.id
-        outcome.ticket_id = result.ticket.id if result.ticket else None
-        return outcome, result.events
+        try:
+            async with session.begin_nested():
+                result = await self._ingest(session, raw, mail, key, source)
+        except DBAPIError:
+            raise
+        except (_Unstorable, DomainError) as exc:
+            return await self._failed(session, raw, source, mail.message_id, str(exc)), []
+        except Exception as exc:
+            log.exception("email %s from %s could not be stored", mail.message_id, source)
+            error = f"{type(exc).__name__}: {exc}"
+            return await self._failed(session, raw, source, mail.message_id, error), []
+        return _outcome(mail, source, result), result.events
+
+    async def _store_runs(
+        self,
+        session: AsyncSession,
+        mails: Sequence[tuple[bytes, str]],
+        parsed: list[ParsedEmail | EmailRejected],
+    ) -> list[tuple[Outcome, list[object]]]:
+        """Store mail with ``ingest_many``, a run at a time, failures propagating.
+
+        A run ends before a mail that depends on one in it (a reply threaded to it, a bounce,
+        which marks addresses as failing) so that every mail sees the earlier ones stored, as
+        when mail is stored one by one.
+        """
+        stored: list[tuple[Outcome, list[object]]] = []
+        run: list[tuple[int, ParsedEmail, str, _Prepared]] = []
+        in_run: set[str] = set()
+        for (raw, source), mail in zip(mails, parsed, strict=True):
+            if isinstance(mail, EmailRejected) or self._is_own(mail):
+                stored.append(await self.store(session, raw, mail, source))
+                continue
+            refers = threading.candidate_ids(mail.in_reply_to, mail.references)
+            if (mail.is_bounce and mail.failed_recipients) or in_run.intersection(refers):
+                await self._ingest_run(session, run, stored)
+                run, in_run = [], set()
+            key = external_id(mail.message_id)
+            run.append((len(stored), mail, source, await self._prepare(session, raw, mail, key)))
+            in_run.add(key)
+            stored.append((Outcome(source, "pending"), []))
+        await self._ingest_run(session, run, stored)
+        return stored
+
+    async def _ingest_run(
+        self,
+        session: AsyncSession,
+        run: list[tuple[int, ParsedEmail, str, _Prepared]],
+        stored: list[tuple[Outcome, list[object]]],
+    ) -> None:
+        if not run:
+            return
+        results = await ingest_many(
+            session,
+            [prepared.message for _, _, _, prepared in run],
+            classifier=self.classifier,
+            region=self.settings.default_region,
+        )
+        for (slot, mail, source, prepared), result in zip(run, results, strict=True):
+            await self._stored(session, result, prepared, source)
+            stored[slot] = (_outcome(mail, source, result), result.events)
 
     def _is_own(self, mail: ParsedEmail) -> bool:
         """A copy of a mail we sent (a Sent folder, a Bcc to ourselves): never a customer's."""
@@ -218,6 +276,20 @@ class EmailIngestor:
     async def _ingest(
         self, session: AsyncSession, raw: bytes, mail: ParsedEmail, key: str, source: str
     ) -> IngestResult:
+        prepared = await self._prepare(session, raw, mail, key)
+        result = await ingest(
+            session,
+            prepared.message,
+            classifier=self.classifier,
+            region=self.settings.default_region,
+        )
+        await self._stored(session, result, prepared, source)
+        return result
+
+    async def _prepare(
+        self, session: AsyncSession, raw: bytes, mail: ParsedEmail, key: str
+    ) -> _Prepared:
+        """The InboundMessage for a mail (threaded, the sender decided) and its files."""
         sender = await self._sender(session, mail)
         hint = await threading.ticket_by_ids(
             session, threading.candidate_ids(mail.in_reply_to, mail.references), self.domain
@@ -244,14 +316,16 @@ class EmailIngestor:
             automatic=mail.auto_submitted,
             language=guess_language(f"{subject}\n{mail.text_trimmed}", self.settings.language),
         )
-        result = await ingest(
-            session, message, classifier=self.classifier, region=self.settings.default_region
-        )
+        return _Prepared(message, files)
+
+    async def _stored(
+        self, session: AsyncSession, result: IngestResult, prepared: _Prepared, source: str
+    ) -> None:
+        """Keep the files of a newly stored mail and note those too large to keep."""
         if not result.duplicate:
-            await self.files.store(files)
+            await self.files.store(prepared.files)
             if result.ticket is not None:
-                self._note_skipped(session, result, attachments, source)
-        return result
+                self._note_skipped(session, result, prepared.message.attachments, source)
 
     async def _sender(self, session: AsyncSession, mail: ParsedEmail) -> str:
         """Whose timeline the mail goes on; a bounce marks the failed addresses as failing
