@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import func, select
 
 from callcenter.channels.telegram.bot import Conversation
 from callcenter.channels.telegram.models import TelegramUpdate
 from callcenter.channels.telegram.polling import Poller
-from callcenter.models import Outbox, Ticket
+from callcenter.models import Direction, Interaction, Outbox, Ticket
 from tests.telegram.conftest import Harness
 
 CHAT = 5550004
@@ -79,3 +81,30 @@ async def test_an_update_that_cannot_be_handled_is_kept_and_the_rest_stored(
     assert failed.error == "ValueError: handler bug"
     assert failed.raw is not None and failed.raw["message"]["text"] == "boom"
     assert harness.api.pending_updates == 0
+
+
+async def test_two_workers_handling_the_same_batch_at_once_store_it_once(
+    harness: Harness, database_url: str, caplog
+) -> None:
+    texts = ["Где заказ №3003?", "Хочу вернуть деньги за заказ 3004", "Спасибо", "Когда привезут?"]
+    for text in texts:
+        harness.api.push_message(CHAT, text)
+    updates = await harness.channel.bot.get_updates(timeout=0)
+    assert len(updates) == len(texts)
+    processor = harness.channel.processor
+    with caplog.at_level("INFO", logger="callcenter.channels.telegram.processor"):
+        counts = await asyncio.gather(processor.process(updates), processor.process(updates))
+
+    assert sorted(counts) == [0, len(texts)]
+    assert [i.text for i in await harness.inbound()] == texts
+    assert await _count(harness, TelegramUpdate) == len(texts)
+    async with harness.sessions() as session:
+        replies = await session.scalar(
+            select(func.count())
+            .select_from(Interaction)
+            .where(Interaction.direction == Direction.OUTBOUND)
+        )
+    assert replies == await _count(harness, Outbox) and replies > 0
+    if database_url.startswith("postgresql"):
+        # The second worker read before the first committed, collided, and went one by one.
+        assert "stored by another worker" in caplog.text

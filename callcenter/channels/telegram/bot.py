@@ -122,9 +122,11 @@ class Conversation:
             numbers = tuple(dict.fromkeys([*extra_orders, *found.order_numbers]))
             return Classification(found.intents, numbers)
 
-        result = await ingest(
-            turn.session, inbound, classifier=classifier, region=self.config.region
-        )
+        result = None if extra_orders else turn.take_prepared(inbound)
+        if result is None:
+            result = await ingest(
+                turn.session, inbound, classifier=classifier, region=self.config.region
+            )
         if result.duplicate:
             return None
         turn.events.extend(result.events)

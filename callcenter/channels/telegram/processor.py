@@ -5,13 +5,18 @@ Each update runs in a savepoint of one batch transaction, with its update_id wri
 crash (the polling offset is confirmed only after the commit) stores nothing twice. An update
 whose handling fails on bad data is kept with its error and raw JSON instead of blocking the
 queue; a database failure fails the whole batch, which is then delivered again.
+
+With a ``Prestore``, a run of plain private messages is stored together instead: their update
+ids and messages in a few statements, then each handler in turn, all in one savepoint. Anything
+unexpected in the run (a failing handler, another worker storing an update first, a handler
+that did not take its stored message) rolls the run back and handles it update by update.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 from aiogram import Bot, Dispatcher
@@ -22,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.bus import Bus
 from callcenter.channels.telegram.models import TelegramUpdate
+from callcenter.channels.telegram.prestore import Prestore, is_plain
 from callcenter.channels.telegram.redact import redact
 from callcenter.channels.telegram.turn import Turn
 
@@ -29,6 +35,10 @@ log = logging.getLogger(__name__)
 
 KEEP_SEEN = timedelta(days=7)
 """Telegram keeps an unconfirmed update for 24 hours; remembering ids a week is ample."""
+
+
+class _NotTaken(Exception):
+    """A handler in a run did not take the message stored for it."""
 
 
 class UpdateProcessor:
@@ -41,6 +51,7 @@ class UpdateProcessor:
         *,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_replies: Callable[[], None] = lambda: None,
+        prestore: Prestore | None = None,
     ) -> None:
         self.sessions = sessions
         self.bot = bot
@@ -48,6 +59,7 @@ class UpdateProcessor:
         self.bus = bus
         self.now = now
         self.on_replies = on_replies
+        self.prestore = prestore
         self._background: set[asyncio.Task[object]] = set()
 
     async def process(self, updates: Sequence[Update]) -> int:
@@ -61,15 +73,59 @@ class UpdateProcessor:
                     select(TelegramUpdate.update_id).where(TelegramUpdate.update_id.in_(ids))
                 )
             )
+            fresh = []
             for update in updates:
-                if update.update_id in seen:
-                    continue
-                seen.add(update.update_id)
-                turn = await self._one(session, update)
-                if turn is not None:
-                    turns.append(turn)
+                if update.update_id not in seen:
+                    seen.add(update.update_id)
+                    fresh.append(update)
+            for run in self._runs(fresh):
+                turns += await self._run(session, run)
         self._after_commit(turns)
         return len(turns)
+
+    def _runs(self, updates: Sequence[Update]) -> Iterator[list[Update]]:
+        """Consecutive plain messages together (with a ``prestore``), other updates alone."""
+        run: list[Update] = []
+        for update in updates:
+            if self.prestore is not None and is_plain(update):
+                run.append(update)
+                continue
+            if run:
+                yield run
+                run = []
+            yield [update]
+        if run:
+            yield run
+
+    async def _run(self, session: AsyncSession, run: list[Update]) -> list[Turn]:
+        if len(run) > 1:
+            try:
+                return await self._together(session, run)
+            except IntegrityError:
+                log.info("telegram updates were stored by another worker; one by one")
+            except DBAPIError:
+                raise
+            except Exception as exc:
+                log.info("a run of %d telegram updates is handled one by one: %r", len(run), exc)
+        turns = []
+        for update in run:
+            turn = await self._one(session, update)
+            if turn is not None:
+                turns.append(turn)
+        return turns
+
+    async def _together(self, session: AsyncSession, run: list[Update]) -> list[Turn]:
+        assert self.prestore is not None
+        turns = [Turn(session, update.update_id, self.now()) for update in run]
+        async with session.begin_nested():
+            session.add_all(TelegramUpdate(update_id=t.update_id, received_at=t.now) for t in turns)
+            prepared = await self.prestore(session, run)
+            for update, turn, ready in zip(run, turns, prepared, strict=True):
+                turn.prepared = ready
+                await self.dispatcher.feed_update(self.bot, update, turn=turn)
+                if not turn.took_prepared:
+                    raise _NotTaken(f"update {update.update_id}")
+        return turns
 
     async def _one(self, session: AsyncSession, update: Update) -> Turn | None:
         now = self.now()

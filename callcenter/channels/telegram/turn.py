@@ -9,9 +9,18 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.channels.telegram.outbound import Markup, queue_reply
+from callcenter.domain.inbox import InboundMessage, IngestResult
 from callcenter.models import Interaction
 
 AfterCommit = Callable[[], Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A message stored ahead of its handler, with a run of others (see ``prestore``)."""
+
+    message: InboundMessage
+    result: IngestResult
 
 
 @dataclass
@@ -24,6 +33,15 @@ class Turn:
     after_commit: list[AfterCommit] = field(default_factory=list)
     """Calls that must not run before the data is safe (answering a button, fetching files)."""
     replies: int = 0
+    prepared: Prepared | None = None
+    took_prepared: bool = False
+
+    def take_prepared(self, message: InboundMessage) -> IngestResult | None:
+        """The result of storing ``message`` if it was stored ahead for this turn."""
+        if self.prepared is None or self.prepared.message != message:
+            return None
+        self.took_prepared = True
+        return self.prepared.result
 
     async def reply(
         self,

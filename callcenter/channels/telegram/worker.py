@@ -25,6 +25,7 @@ from callcenter.channels.telegram.hours import BusinessHours
 from callcenter.channels.telegram.orders import DemoOrderStatusProvider, OrderStatusProvider
 from callcenter.channels.telegram.outbound import TelegramSender
 from callcenter.channels.telegram.polling import Poller
+from callcenter.channels.telegram.prestore import Prestore
 from callcenter.channels.telegram.processor import UpdateProcessor
 from callcenter.channels.telegram.redact import install_token_redaction
 from callcenter.channels.telegram.webhook import WEBHOOK_PATH, add_route, check_secret
@@ -73,7 +74,12 @@ class TelegramChannel:
         self.dispatcher.include_router(build_router(config))
         self._wake = asyncio.Event()
         self.processor = UpdateProcessor(
-            sessions, self.bot, self.dispatcher, bus, on_replies=self._wake.set
+            sessions,
+            self.bot,
+            self.dispatcher,
+            bus,
+            on_replies=self._wake.set,
+            prestore=Prestore(file_limit, settings.default_region),
         )
         self.sender = TelegramSender(self.bot, sessions, language=settings.language)
         self.outbox = OutboxWorker(sessions, [self.sender], idle_seconds=outbox_idle)
