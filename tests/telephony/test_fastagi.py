@@ -274,8 +274,11 @@ async def test_run_agi_server_serves_until_stopped(sessions, database_url: str) 
 
 
 def test_the_server_refuses_to_listen_beyond_loopback() -> None:
-    with pytest.raises(ValueError, match="loopback"):
-        FastAgiServer({}, host="0.0.0.0")
+    for host in ("0.0.0.0", "::", "8.8.8.8"):
+        with pytest.raises(ValueError, match="loopback or private"):
+            FastAgiServer({}, host=host)
+    # The private network that docker-compose.yml gives the app is allowed.
+    assert FastAgiServer({}, host="172.28.53.20").host == "172.28.53.20"
 
 
 # ---- Real calls through Asterisk --------------------------------------------------------------

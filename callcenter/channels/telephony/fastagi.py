@@ -102,7 +102,7 @@ class AgiRequest:
 
 
 class FastAgiServer:
-    """Serves AGI sessions on a loopback address, one task per connection."""
+    """Serves AGI sessions on a loopback (or private) address, one task per connection."""
 
     def __init__(
         self,
@@ -114,8 +114,13 @@ class FastAgiServer:
         command_timeout: float = 5.0,
         max_connections: int = 500,
     ) -> None:
-        if not ipaddress.ip_address(host).is_loopback:
-            raise ValueError(f"the FastAGI server binds loopback addresses only, not {host}")
+        address = ipaddress.ip_address(host)
+        # FastAGI has no authentication: loopback, or a private network such as the one
+        # docker-compose.yml gives Asterisk and the app; never every address or a public one.
+        if address.is_unspecified or not (address.is_loopback or address.is_private):
+            raise ValueError(
+                f"the FastAGI server binds loopback or private addresses only, not {host}"
+            )
         self.routes = dict(routes)
         self.host = host
         self._port = port

@@ -8,7 +8,9 @@ random secrets.
 
 from __future__ import annotations
 
+import ipaddress
 import random
+import re
 import secrets
 import socket
 import string
@@ -74,6 +76,16 @@ class PbxSettings:
     # Static contacts for agents that do not register (test phones), by extension.
     agent_contacts: dict[str, str] = field(default_factory=dict)
     survey_enabled: bool = True
+    # Where AMI and ARI listen and who may log in to AMI. Loopback unless Asterisk runs in a
+    # container, where they listen on its address in the private network (docker-compose.yml).
+    bind_address: str = LOOPBACK
+    ami_permit: str = f"{LOOPBACK}/32"
+    # Where SIP listens, and the address phones and the provider reach SIP and RTP at when
+    # Asterisk is behind NAT (a container's published ports); empty: media on sip_bind_address.
+    sip_bind_address: str = LOOPBACK
+    public_address: str = ""
+    # Where the dialplan finds the FastAGI server (callcenter serve or callcenter agi).
+    agi_host: str = LOOPBACK
 
     @classmethod
     def ephemeral(cls, **overrides: object) -> PbxSettings:
@@ -106,6 +118,25 @@ class PbxSettings:
         values += [self.trunk_contact, self.trunk_match, *self.agent_contacts.values()]
         if any(ch in value for value in values for ch in "\r\n;[]"):
             raise PbxConfigError("settings must not contain line breaks, ';' or brackets")
+        _ip_address("bind_address", self.bind_address)
+        sip = _ip_address("sip_bind_address", self.sip_bind_address)
+        if self.public_address:
+            _ip_address("public_address", self.public_address)
+        elif sip.is_unspecified:
+            raise PbxConfigError("public_address is needed when SIP listens on every address")
+        try:
+            ipaddress.ip_network(self.ami_permit, strict=False)
+        except ValueError:
+            raise PbxConfigError(f"ami_permit is not a network: {self.ami_permit!r}") from None
+        if not re.fullmatch(r"[A-Za-z0-9.:-]+", self.agi_host):
+            raise PbxConfigError(f"agi_host is not a host name or address: {self.agi_host!r}")
+
+
+def _ip_address(name: str, value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        raise PbxConfigError(f"{name} is not an IP address: {value!r}") from None
 
 
 def placeholders(settings: PbxSettings, run_dir: str) -> dict[str, str]:
@@ -123,6 +154,12 @@ def placeholders(settings: PbxSettings, run_dir: str) -> dict[str, str]:
         "ARI_PASSWORD": settings.ari_password,
         "ARI_ALLOWED_ORIGINS": settings.ari_allowed_origins,
         "TRUNK_MATCH": settings.trunk_match,
+        "BIND_ADDRESS": settings.bind_address,
+        "AMI_PERMIT": ipaddress.ip_network(settings.ami_permit, strict=False).with_netmask,
+        "SIP_BIND_ADDRESS": settings.sip_bind_address,
+        # Behind NAT, RTP listens on every address of the container and SDP names the public one.
+        "MEDIA_ADDRESS": settings.public_address or settings.sip_bind_address,
+        "BIND_RTP_TO_MEDIA": "no" if settings.public_address else "yes",
     }
     for agent, password in settings.agent_passwords.items():
         values[f"AGENT_{agent}_PASSWORD"] = password
@@ -132,6 +169,12 @@ def placeholders(settings: PbxSettings, run_dir: str) -> dict[str, str]:
 def pjsip_local(settings: PbxSettings) -> str:
     """Contacts of this instance, appended to the aor sections of pjsip.conf."""
     lines = ["; Rendered per instance: contacts of this deployment or test run."]
+    if settings.public_address:
+        lines += [
+            "[transport-udp](+type=transport)",
+            f"external_signaling_address = {settings.public_address}",
+            f"external_media_address = {settings.public_address}",
+        ]
     if settings.trunk_contact:
         lines += ["[trunk](+type=aor)", f"contact = {settings.trunk_contact}"]
     for agent, contact in sorted(settings.agent_contacts.items()):
@@ -144,6 +187,7 @@ def pjsip_local(settings: PbxSettings) -> str:
 def dialplan_globals(settings: PbxSettings) -> str:
     return (
         "[globals]\n"
+        f"AGI_HOST={settings.agi_host}\n"
         f"AGI_PORT={settings.agi_port}\n"
         f"SURVEY_ENABLED={1 if settings.survey_enabled else 0}\n"
     )
