@@ -420,6 +420,10 @@ class LiveState:
     def _agent_called(self, h: Headers, at: datetime, out: Out) -> None:
         call = self._tracked(h, at)
         agent = self._agent(h.get("Interface", ""), h.get("MemberName", ""), at)
+        self._ring(call, agent, h.get("Queue", ""), at, out)
+
+    def _ring(self, call: _Call, agent: _Agent, queue: str, at: datetime, out: Out) -> None:
+        """The agent's phone rings with this caller: the screen-pop trigger."""
         if agent.ring is None:
             agent.pre_ring_device = agent.device
         agent.ring = call
@@ -428,7 +432,7 @@ class LiveState:
             AgentRinging(
                 interface=agent.interface,
                 agent_name=agent.name,
-                queue=h.get("Queue", ""),
+                queue=queue,
                 linkedid=call.linkedid,
                 caller_number=call.caller_number,
                 caller_name=call.caller_name,
@@ -453,23 +457,7 @@ class LiveState:
             return
         call, interface = found
         call.caller_name = h.get("CallerIDName") or call.caller_name
-        agent = self._agent(interface, "", at)
-        if agent.ring is None:
-            agent.pre_ring_device = agent.device
-        agent.ring = call
-        call.ringing.append(agent)
-        out.append(
-            AgentRinging(
-                interface=agent.interface,
-                agent_name=agent.name,
-                queue="",
-                linkedid=call.linkedid,
-                caller_number=call.caller_number,
-                caller_name=call.caller_name,
-                at=at,
-            )
-        )
-        self._update(agent, at, out)
+        self._ring(call, self._agent(interface, "", at), "", at, out)
 
     def _dial_end(self, h: Headers, at: datetime, out: Out) -> None:
         found = self._direct_dial(h)
@@ -477,33 +465,13 @@ class LiveState:
             return
         call, interface = found
         agent = self._agent(interface, "", at)
-        if h.get("DialStatus") != "ANSWER":
-            if agent in call.ringing:
-                call.ringing.remove(agent)
-            if agent.ring is call:
-                self._ring_over(agent, at, out)
+        if h.get("DialStatus") == "ANSWER":
+            self._answered(call, None, agent, _seconds(at - call.started_at), at, out)
             return
-        hold = _seconds(at - call.started_at)
-        call.phase, call.answered_at, call.agent = CONNECTED, at, agent
-        call.waited += hold
-        call.hold = hold
-        agent.call, agent.ring, agent.wrapup_until = call, None, None
-        self._stop_ringing(call, at, out)
-        self._wrapping.discard(agent)
-        self._agent_counters(agent, at).handled += 1
-        out.append(
-            CallAnswered(
-                linkedid=call.linkedid,
-                queue="",
-                interface=agent.interface,
-                agent_name=agent.name,
-                caller_number=call.caller_number,
-                caller_name=call.caller_name,
-                wait_seconds=hold,
-                at=at,
-            )
-        )
-        self._update(agent, at, out)
+        if agent in call.ringing:
+            call.ringing.remove(agent)
+        if agent.ring is call:
+            self._ring_over(agent, at, out)
 
     def _ring_no_answer(self, h: Headers, at: datetime, out: Out) -> None:
         agent = self._agents.get(h.get("Interface", ""))
@@ -538,15 +506,18 @@ class LiveState:
         self._answered(call, queue, agent, hold, at, out)
 
     def _answered(
-        self, call: _Call, queue: _Queue, agent: _Agent, hold: int, at: datetime, out: Out
+        self, call: _Call, queue: _Queue | None, agent: _Agent, hold: int, at: datetime, out: Out
     ) -> None:
-        call.queue, call.phase, call.answered_at, call.agent = queue.name, CONNECTED, at, agent
+        """The agent took the call; ``queue`` is None for a direct dial, which no queue counts."""
+        call.phase, call.answered_at, call.agent = CONNECTED, at, agent
         call.waited += hold
         call.hold = hold
-        counters = self._counters(queue, at)
-        counters.answered += 1
-        counters.wait_total += hold
-        counters.answered_in_sl += hold <= queue.sl_seconds
+        if queue is not None:
+            call.queue = queue.name
+            counters = self._counters(queue, at)
+            counters.answered += 1
+            counters.wait_total += hold
+            counters.answered_in_sl += hold <= queue.sl_seconds
         agent.call, agent.ring, agent.wrapup_until = call, None, None
         self._stop_ringing(call, at, out)
         self._wrapping.discard(agent)
@@ -554,7 +525,7 @@ class LiveState:
         out.append(
             CallAnswered(
                 linkedid=call.linkedid,
-                queue=queue.name,
+                queue=queue.name if queue else "",
                 interface=agent.interface,
                 agent_name=agent.name,
                 caller_number=call.caller_number,
@@ -563,7 +534,8 @@ class LiveState:
                 at=at,
             )
         )
-        out.append(QueueChanged(queue.name))
+        if queue is not None:
+            out.append(QueueChanged(queue.name))
         self._update(agent, at, out)
 
     def _complete(self, h: Headers, at: datetime, out: Out) -> None:
