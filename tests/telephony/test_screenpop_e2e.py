@@ -11,15 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import aiohttp
 import pytest
 from playwright.async_api import Browser, Page
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callcenter import health
 from callcenter.channels.telephony.pbxconfig import free_port
-from callcenter.config import Settings
 from callcenter.domain.customers import attach_identity
 from callcenter.domain.inbox import InboundMessage, ingest
 from callcenter.models import (
@@ -33,10 +30,10 @@ from callcenter.models import (
     User,
 )
 from callcenter.passwords import hash_password
-from callcenter.serve import serve
-from tests.browser import PageWatch, watch
+from tests.browser import PageWatch
 from tests.browser import browser as browser  # the fixture
 from tests.telephony.conftest import CUSTOMER_NUMBER, OUR_NUMBER, Ami, Pbx
+from tests.telephony.product import running_product, signed_in
 
 pytestmark = pytest.mark.asterisk
 HOSTILE_NAME = "<img src=x onerror=alert(1)>"
@@ -97,54 +94,12 @@ async def running(
     database_url: str, sessions: async_sessionmaker[AsyncSession], pbx: Pbx, tmp_path: Path
 ) -> AsyncIterator[Running]:
     customer_id, history = await seed(sessions)
-    port = free_port()
-    pbx_settings = pbx.process.settings
-    settings = Settings(
-        data_dir=tmp_path,
-        database_url=database_url,
-        web_port=port,
-        ami_port=pbx_settings.ami_port,
-        ami_user=pbx_settings.ami_username,
-        ami_password=pbx_settings.ami_secret,
-        session_key="e2e-session-key-" + "x" * 32,
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(settings, "127.0.0.1", port, stop))
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with asyncio.timeout(30):
-            while not await _healthy(base) or not _ami_ok():
-                assert not task.done(), task
-                await asyncio.sleep(0.2)
+    async with running_product(database_url, pbx, tmp_path) as base:
         yield Running(base, sessions, customer_id, history)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 20)
-
-
-async def _healthy(base: str) -> bool:
-    try:
-        async with aiohttp.ClientSession() as http, http.get(base + "/healthz") as response:
-            return response.status == 200
-    except aiohttp.ClientError:
-        return False
-
-
-def _ami_ok() -> bool:
-    ami = next(c for c in health.registry.snapshot() if c.name == "ami")
-    return ami.state is health.State.OK
 
 
 async def agent_page(browser: Browser, base: str, username: str) -> tuple[Page, PageWatch]:
-    context = await browser.new_context(locale="ru-RU")
-    page = await context.new_page()
-    page.set_default_timeout(15_000)
-    seen = await watch(page)
-    await page.goto(base + "/login")
-    await page.fill("input[name=username]", username)
-    await page.fill("input[name=password]", f"password-{username}")
-    await page.click("button[type=submit]")
-    await page.wait_for_url(base + "/agent")
+    page, seen = await signed_in(browser, base, username, "/agent")
     await page.wait_for_selector("#pops[data-state=open]")
     return page, seen
 

@@ -15,14 +15,12 @@ from playwright.async_api import Browser, Locator, Page
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.channels.telephony.pbxconfig import free_port
-from callcenter.config import Settings
 from callcenter.models import Role, User
 from callcenter.passwords import hash_password
-from callcenter.serve import serve
-from tests.browser import PageWatch, watch
+from tests.browser import PageWatch
 from tests.browser import browser as browser  # the fixture
 from tests.telephony.conftest import OUR_NUMBER, Ami, Pbx
-from tests.telephony.test_screenpop_e2e import _ami_ok, _healthy
+from tests.telephony.product import running_product, signed_in
 
 pytestmark = pytest.mark.asterisk
 AGENTS = ("PJSIP/1001", "PJSIP/1002")
@@ -47,29 +45,8 @@ async def base(
                     sip_endpoint=endpoint,
                 )
             )
-    port = free_port()
-    pbx_settings = pbx.process.settings
-    settings = Settings(
-        data_dir=tmp_path,
-        database_url=database_url,
-        web_port=port,
-        ami_port=pbx_settings.ami_port,
-        ami_user=pbx_settings.ami_username,
-        ami_password=pbx_settings.ami_secret,
-        session_key="e2e-session-key-" + "x" * 32,
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(settings, "127.0.0.1", port, stop))
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with asyncio.timeout(30):
-            while not await _healthy(url) or not _ami_ok():
-                assert not task.done(), task
-                await asyncio.sleep(0.2)
+    async with running_product(database_url, pbx, tmp_path) as url:
         yield url
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 20)
 
 
 async def pause(ami: Ami, interface: str, paused: bool, reason: str = "") -> None:
@@ -126,15 +103,7 @@ async def seconds(cell: Locator) -> int:
 
 
 async def supervisor_page(browser: Browser, base: str) -> tuple[Page, PageWatch]:
-    context = await browser.new_context(locale="ru-RU")
-    page = await context.new_page()
-    page.set_default_timeout(15_000)
-    seen = await watch(page)
-    await page.goto(base + "/login")
-    await page.fill("input[name=username]", "sveta")
-    await page.fill("input[name=password]", "password-sveta")
-    await page.click("button[type=submit]")
-    await page.wait_for_url(base + "/supervisor")
+    page, seen = await signed_in(browser, base, "sveta", "/supervisor")
     await page.wait_for_selector("#wallboard[data-state=open]")
     return page, seen
 

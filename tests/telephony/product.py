@@ -1,0 +1,76 @@
+"""The whole product (``serve``) in the test process, connected to the test Asterisk, and a
+signed-in browser page: shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+from playwright.async_api import Browser, Page
+
+from callcenter import health
+from callcenter.channels.telephony.pbxconfig import free_port
+from callcenter.config import Settings
+from callcenter.serve import serve
+from tests.browser import PageWatch, watch
+from tests.telephony.conftest import Pbx
+
+
+async def _healthy(base: str) -> bool:
+    try:
+        async with aiohttp.ClientSession() as http, http.get(base + "/healthz") as response:
+            return response.status == 200
+    except aiohttp.ClientError:
+        return False
+
+
+def _ami_ok() -> bool:
+    ami = next(c for c in health.registry.snapshot() if c.name == "ami")
+    return ami.state is health.State.OK
+
+
+@asynccontextmanager
+async def running_product(database_url: str, pbx: Pbx, data_dir: Path) -> AsyncIterator[str]:
+    """Serve on a free port until the block ends; yields the base URL once AMI is in sync."""
+    port = free_port()
+    pbx_settings = pbx.process.settings
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        web_port=port,
+        ami_port=pbx_settings.ami_port,
+        ami_user=pbx_settings.ami_username,
+        ami_password=pbx_settings.ami_secret,
+        session_key="e2e-session-key-" + "x" * 32,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(settings, "127.0.0.1", port, stop))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with asyncio.timeout(30):
+            while not await _healthy(base) or not _ami_ok():
+                assert not task.done(), task
+                await asyncio.sleep(0.2)
+        yield base
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)
+
+
+async def signed_in(
+    browser: Browser, base: str, username: str, landing: str
+) -> tuple[Page, PageWatch]:
+    """A fresh browser context signed in as ``username`` (password ``password-<username>``)."""
+    context = await browser.new_context(locale="ru-RU")
+    page = await context.new_page()
+    page.set_default_timeout(15_000)
+    seen = await watch(page)
+    await page.goto(base + "/login")
+    await page.fill("input[name=username]", username)
+    await page.fill("input[name=password]", f"password-{username}")
+    await page.click("button[type=submit]")
+    await page.wait_for_url(base + landing)
+    return page, seen
