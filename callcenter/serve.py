@@ -12,6 +12,7 @@ import aiohttp
 from aiohttp import web
 
 from callcenter.automation import run_automation
+from callcenter.automation.calls import bridge_calls
 from callcenter.automation.webhook import WebhookSender
 from callcenter.bus import Bus
 from callcenter.channels.email.worker import email_sender, run_email_worker
@@ -55,6 +56,7 @@ async def serve(settings: Settings, host: str, port: int, stop: asyncio.Event) -
     bus, hub = Bus(), Hub()
     app = create_app(settings, engine=engine, hub=hub)
     ScreenPopService(sessions, hub.publish_to_user, region=settings.default_region).subscribe(bus)
+    bridge_calls(bus)  # stored calls trigger the call rules (summary, abandoned-call callback)
 
     async with aiohttp.ClientSession() as http:
         senders: list[Sender] = [WebhookSender(http)]
