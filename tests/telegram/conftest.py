@@ -69,6 +69,7 @@ def make_settings(api: BotApiServer, database_url: str, data_dir: Path) -> Setti
         telegram_token=api.token,
         telegram_api_base=api.base_url,
         telegram_webhook_secret=SECRET,
+        session_key="telegram-tests-session-key-" + "k" * 24,
     )
 
 

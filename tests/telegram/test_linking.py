@@ -125,3 +125,30 @@ async def test_call_me_with_a_known_phone_creates_a_callback_task_once(harness: 
         ticket = await session.scalar(select(Ticket))
         assert callback.phone == PHONE and callback.ticket_id == ticket.id
         assert callback.channel == "telegram" and callback.due_at is not None
+
+
+async def test_an_nps_button_stores_the_score_once_and_a_forged_one_nothing(
+    harness: Harness,
+) -> None:
+    from callcenter.automation.models import SurveyAnswer
+    from callcenter.automation.surveys import SurveySigner
+
+    harness.api.push_message(CHAT, "Хочу вернуть деньги за заказ №4444")
+    await harness.exchange()
+    async with harness.sessions() as session:
+        ticket = await session.scalar(select(Ticket))
+    signer = SurveySigner(harness.settings.session_key)
+    good = signer.callback_data(ticket.id, 1, 9)
+    forged = good[:-1] + ("0" if good[-1] != "0" else "1")
+    for data in (good, good, forged):
+        harness.api.push_callback_query(CHAT, data)
+        await harness.exchange()
+
+    assert [a["text"] for a in harness.api.callback_answers[-3:]] == [
+        "Спасибо за оценку!",
+        "Спасибо за оценку!",
+        "Эта оценка не принята: кнопка устарела.",
+    ]
+    async with harness.sessions() as session:
+        [answer] = await session.scalars(select(SurveyAnswer))
+        assert (answer.ticket_id, answer.score, answer.channel) == (ticket.id, 9, "telegram")

@@ -27,6 +27,11 @@ from aiogram.types import (
 )
 from sqlalchemy import select
 
+from callcenter.automation.surveys import (
+    CALLBACK_PREFIX,
+    SurveySigner,
+    answer_from_callback,
+)
 from callcenter.channels.telegram import texts
 from callcenter.channels.telegram.callbacks import (
     CallbackRequested,
@@ -49,6 +54,7 @@ from callcenter.channels.telegram.orders import OrderStatus, OrderStatusProvider
 from callcenter.channels.telegram.turn import Turn
 from callcenter.classify import Classification, classify
 from callcenter.domain.customers import resolve_customer
+from callcenter.domain.errors import DomainError
 from callcenter.domain.inbox import IngestResult, ingest
 from callcenter.models import Customer, IdentityKind, Outbox
 from callcenter.outbox import enqueue
@@ -69,6 +75,8 @@ class BotConfig:
     files: TelegramFiles | None
     file_limit: int
     region: str = "RU"
+    surveys: SurveySigner | None = None
+    """Checks the signed NPS buttons the automation sends; None leaves them unanswered."""
 
 
 def deep_link_order(payload: str | None) -> str | None:
@@ -333,6 +341,28 @@ class Conversation:
             answer = await self.call_me(turn, query.from_user, chat.id)
         turn.after_commit.append(lambda: bot.answer_callback_query(query.id, text=answer or None))
 
+    async def on_survey_button(self, callback_query: CallbackQuery, bot: Bot, turn: Turn) -> None:
+        """An NPS score pressed under the survey message: stored once, thanked."""
+        query = callback_query
+        key = "survey_invalid"
+        if self.config.surveys is not None:
+            try:
+                _, event = await answer_from_callback(
+                    turn.session,
+                    self.config.surveys,
+                    query.data or "",
+                    query.from_user.id,
+                    turn.now,
+                )
+            except DomainError:  # forged, stale, another customer's, or the ticket is gone
+                pass
+            else:
+                key = "survey_thanks"
+                if event is not None:
+                    turn.events.append(event)
+        text = texts.text(_language(query.from_user), key)
+        turn.after_commit.append(lambda: bot.answer_callback_query(query.id, text=text))
+
     async def on_call_me_command(self, message: Message, turn: Turn) -> None:
         if message.from_user is not None:
             await self.call_me(turn, message.from_user, message.chat.id)
@@ -360,4 +390,7 @@ def build_router(config: BotConfig) -> Router:
     router.message.register(conversation.on_group_command, Command("start", "help"), ~private)
     router.edited_message.register(conversation.on_edit, private, human)
     router.callback_query.register(conversation.on_call_me_button, F.data == CALL_ME)
+    router.callback_query.register(
+        conversation.on_survey_button, F.data.startswith(f"{CALLBACK_PREFIX}:")
+    )
     return router

@@ -35,6 +35,8 @@ _TEXTS: dict[str, dict[str, str]] = {
             "Чтобы мы перезвонили, поделитесь номером телефона кнопкой «Поделиться номером»."
         ),
         "callback_answer": "Заявка на звонок принята",
+        "survey_thanks": "Спасибо за оценку!",
+        "survey_invalid": "Эта оценка не принята: кнопка устарела.",
         "private_only": "Я отвечаю только в личных сообщениях: напишите мне напрямую.",
         "send_failed_blocked": "Сообщение не доставлено: клиент заблокировал бота в Telegram.",
         "send_failed": "Сообщение не доставлено в Telegram: {error}",
@@ -68,6 +70,8 @@ _TEXTS: dict[str, dict[str, str]] = {
             "So that we can call you back, share your phone number with the button below."
         ),
         "callback_answer": "Callback requested",
+        "survey_thanks": "Thank you for your rating!",
+        "survey_invalid": "This rating was not accepted: the button is out of date.",
         "private_only": "I answer in private messages only: please write to me directly.",
         "send_failed_blocked": "Message not delivered: the customer blocked the Telegram bot.",
         "send_failed": "Message not delivered to Telegram: {error}",

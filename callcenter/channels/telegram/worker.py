@@ -18,6 +18,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from callcenter.automation.surveys import SurveySigner
 from callcenter.bus import Bus
 from callcenter.channels.telegram.bot import ALLOWED_UPDATES, BotConfig, build_router
 from callcenter.channels.telegram.files import MAX_FILE_BYTES, TelegramFiles
@@ -69,6 +70,7 @@ class TelegramChannel:
             files=self.files,
             file_limit=file_limit,
             region=settings.default_region,
+            surveys=SurveySigner(settings.session_key) if settings.session_key else None,
         )
         self.dispatcher = Dispatcher()
         self.dispatcher.include_router(build_router(config))
