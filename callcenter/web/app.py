@@ -24,6 +24,7 @@ from callcenter.web.views import (
     callers,
     customers,
     events,
+    rules,
     status,
     supervisor,
 )
@@ -70,7 +71,7 @@ def create_app(
     app.on_response_prepare.append(add_security_headers)
 
     app.router.add_get("/healthz", healthz)
-    for module in (auth, agent, callers, customers, supervisor, admin, status, events):
+    for module in (auth, agent, callers, customers, supervisor, admin, rules, status, events):
         app.router.add_routes(module.routes)
     app.router.add_static("/static", STATIC)
 
