@@ -25,6 +25,7 @@ SECRET_FIELDS = frozenset(
         "smtp_password",
         "imap_password",
         "session_key",
+        "metrics_token",
     }
 )
 
@@ -48,6 +49,8 @@ class Settings:
     business_hours: str = "mon-fri 09:00-18:00"
     auto_emails_per_hour: int = 5
     """At most this many automatic emails to one address per hour (mail-loop guard)."""
+    wrapup_dispositions: str = "Вопрос решён,Нужен перезвон,Передано в отдел,Жалоба,Ошибся номером"
+    """Comma-separated outcomes an agent picks from in the after-call wrap-up form."""
 
     ami_host: str = "127.0.0.1"
     ami_port: int = 5038
@@ -81,6 +84,7 @@ class Settings:
     smtp_password: str = field(default="", repr=False)
     imap_password: str = field(default="", repr=False)
     session_key: str = field(default="", repr=False)
+    metrics_token: str = field(default="", repr=False)
 
     @property
     def resolved_database_url(self) -> str:
