@@ -54,7 +54,7 @@ async def serve(settings: Settings, host: str, port: int, stop: asyncio.Event) -
     engine = create_engine(settings.resolved_database_url)
     sessions = session_factory(engine)
     bus, hub = Bus(), Hub()
-    app = create_app(settings, engine=engine, hub=hub)
+    app = create_app(settings, engine=engine, hub=hub, bus=bus)
     ScreenPopService(sessions, hub.publish_to_user, region=settings.default_region).subscribe(bus)
     bridge_calls(bus)  # stored calls trigger the call rules (summary, abandoned-call callback)
 

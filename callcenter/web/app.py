@@ -6,13 +6,14 @@ from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from callcenter.bus import Bus
 from callcenter.config import Settings
 from callcenter.db import create_engine, session_factory
 from callcenter.health import HealthRegistry, registry
 from callcenter.web.access import public
 from callcenter.web.cookies import SessionCodec
 from callcenter.web.headers import add_security_headers
-from callcenter.web.keys import CODEC, ENGINE, HEALTH, HUB, LIMITER, SESSIONS, SETTINGS
+from callcenter.web.keys import BUS, CODEC, ENGINE, HEALTH, HUB, LIMITER, SESSIONS, SETTINGS
 from callcenter.web.middleware import access_middleware
 from callcenter.web.ratelimit import LoginLimiter
 from callcenter.web.render import STATIC, setup_templates
@@ -27,6 +28,7 @@ from callcenter.web.views import (
     rules,
     status,
     supervisor,
+    tickets,
 )
 
 __all__ = ["ENGINE", "SESSIONS", "create_app"]
@@ -50,10 +52,11 @@ def create_app(
     limiter: LoginLimiter | None = None,
     engine: AsyncEngine | None = None,
     hub: Hub | None = None,
+    bus: Bus | None = None,
 ) -> web.Application:
     """The web app; ConfigError (before anything starts) when there is no usable session key.
 
-    ``engine`` and ``hub`` are shared with the rest of the process when given (``serve``);
+    ``engine``, ``hub`` and ``bus`` are shared with the rest of the process when given (``serve``);
     otherwise the app makes and owns its own.
     """
     codec = SessionCodec(settings.session_key)
@@ -66,12 +69,24 @@ def create_app(
     app[CODEC] = codec
     app[LIMITER] = limiter or LoginLimiter()
     app[HUB] = hub or Hub()
+    app[BUS] = bus or Bus()
     app[HEALTH] = health
     setup_templates(app, settings.timezone)
     app.on_response_prepare.append(add_security_headers)
 
     app.router.add_get("/healthz", healthz)
-    for module in (auth, agent, callers, customers, supervisor, admin, rules, status, events):
+    for module in (
+        auth,
+        agent,
+        callers,
+        customers,
+        supervisor,
+        admin,
+        rules,
+        status,
+        events,
+        tickets,
+    ):
         app.router.add_routes(module.routes)
     app.router.add_static("/static", STATIC)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from callcenter.bus import Bus
 from callcenter.config import Settings
 from callcenter.dashboard.control import TelephonyControl
 from callcenter.dashboard.wallboard import Wallboard
@@ -22,3 +23,5 @@ HUB = web.AppKey("event_hub", Hub)
 HEALTH = web.AppKey("health", HealthRegistry)
 WALLBOARD = web.AppKey("wallboard", Wallboard)
 CONTROL = web.AppKey("telephony_control", TelephonyControl)
+BUS = web.AppKey("bus", Bus)
+"""Domain events the pages cause (an agent's reply, a solved ticket), published after commit."""

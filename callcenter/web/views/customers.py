@@ -1,4 +1,5 @@
-"""A customer's page (identities and timeline), the sandboxed email body, export and erasure."""
+"""A customer's page (identities, then the workspace from views.tickets), the sandboxed email
+body, export and erasure."""
 
 from __future__ import annotations
 
@@ -13,16 +14,16 @@ from callcenter.db import unit_of_work
 from callcenter.domain.customers import get_customer
 from callcenter.domain.errors import NotFound
 from callcenter.domain.privacy import ERASED, erase_customer, export_customer, remove_files
-from callcenter.models import Call, Identity, Interaction, Ticket
+from callcenter.models import Identity, Interaction
 from callcenter.web.access import ADMINS, EVERYONE, SUPERVISORS, allow
 from callcenter.web.keys import SESSIONS, SETTINGS
 from callcenter.web.render import error_page, redirect, render
 from callcenter.web.session import require_user
+from callcenter.web.views.tickets import workspace
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
-TIMELINE_LIMIT = 200
 # The email body document: no script at all, styles only inline (from the sanitised markup),
 # images only embedded unless the agent asked for remote ones. Framable only by our pages.
 _BODY_POLICY = (
@@ -55,23 +56,15 @@ async def customer_page(request: web.Request) -> web.Response:
                 select(Identity).where(Identity.customer_id == customer.id).order_by(Identity.id)
             )
         )
-        rows = await db.execute(
-            select(Interaction, Call, Ticket.subject)
-            .outerjoin(Call, Call.interaction_id == Interaction.id)
-            .outerjoin(Ticket, Ticket.id == Interaction.ticket_id)
-            .where(Interaction.customer_id == customer.id)
-            .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
-            .limit(TIMELINE_LIMIT)
-        )
-        timeline = [{"item": i, "call": c, "subject": s} for i, c, s in rows]
+        threads = await workspace(db, customer, identities)
     return render(
         request,
         "customer.html",
         {
             "customer": customer,
             "identities": identities,
-            "timeline": timeline,
             "erased_marker": ERASED,
+            **threads,
         },
     )
 
