@@ -3,11 +3,17 @@
 Importing this module registers all models; Alembic and the tests compare against it.
 """
 
-from callcenter import models
+from callcenter import models, workspace_models
 from callcenter.automation import models as automation_models
 from callcenter.channels.email import models as email_models
 from callcenter.channels.telegram import models as telegram_models
 from callcenter.channels.telephony import models as telephony_models
 
 metadata = models.Base.metadata
-FEATURE_MODELS = (automation_models, email_models, telegram_models, telephony_models)
+FEATURE_MODELS = (
+    automation_models,
+    email_models,
+    telegram_models,
+    telephony_models,
+    workspace_models,
+)

@@ -22,6 +22,7 @@ from callcenter.channels.telephony.service import TelephonyService, queue_settin
 from callcenter.channels.telephony.stasis import run_ari_app
 from callcenter.config import Settings
 from callcenter.dashboard.control import AmiControl
+from callcenter.dashboard.dialer import BusClickToCall
 from callcenter.dashboard.wallboard import Wallboard
 from callcenter.db import create_engine, session_factory
 from callcenter.health_probe import database_probe
@@ -29,7 +30,7 @@ from callcenter.outbox import OutboxWorker, Sender
 from callcenter.runtime import Component, run_all
 from callcenter.screenpop.service import ScreenPopService
 from callcenter.web.app import create_app
-from callcenter.web.keys import CONTROL, WALLBOARD
+from callcenter.web.keys import CLICK_TO_CALL, CONTROL, WALLBOARD
 from callcenter.web.streams import Hub
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ async def serve(settings: Settings, host: str, port: int, stop: asyncio.Event) -
         if settings.ari_password:
             ari = functools.partial(run_ari_app, settings, sessions, bus)
             components.append(Component("ari", ari, health_name="ari"))
+            app[CLICK_TO_CALL] = BusClickToCall(bus, settings.default_region)
         telegram = None
         if settings.telegram_token:
             telegram = TelegramChannel(settings, sessions, bus)

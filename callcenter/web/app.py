@@ -29,6 +29,7 @@ from callcenter.web.views import (
     status,
     supervisor,
     tickets,
+    workspace,
 )
 
 __all__ = ["ENGINE", "SESSIONS", "create_app"]
@@ -86,6 +87,7 @@ def create_app(
         status,
         events,
         tickets,
+        workspace,
     ):
         app.router.add_routes(module.routes)
     app.router.add_static("/static", STATIC)

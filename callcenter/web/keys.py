@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from callcenter.bus import Bus
 from callcenter.config import Settings
 from callcenter.dashboard.control import TelephonyControl
+from callcenter.dashboard.dialer import ClickToCall
 from callcenter.dashboard.wallboard import Wallboard
 from callcenter.health import HealthRegistry
 from callcenter.web.cookies import SessionCodec
@@ -23,5 +24,6 @@ HUB = web.AppKey("event_hub", Hub)
 HEALTH = web.AppKey("health", HealthRegistry)
 WALLBOARD = web.AppKey("wallboard", Wallboard)
 CONTROL = web.AppKey("telephony_control", TelephonyControl)
+CLICK_TO_CALL = web.AppKey("click_to_call", ClickToCall)
 BUS = web.AppKey("bus", Bus)
 """Domain events the pages cause (an agent's reply, a solved ticket), published after commit."""

@@ -11,6 +11,7 @@ from callcenter.web.render import language, redirect, render
 from callcenter.web.search import MAX_QUERY, search_customers
 from callcenter.web.session import require_user
 from callcenter.web.views.auth import HOME
+from callcenter.web.views.workspace import workspace_context
 
 routes = web.RouteTableDef()
 
@@ -26,12 +27,12 @@ async def index(request: web.Request) -> web.Response:
 async def agent_home(request: web.Request) -> web.Response:
     query = request.query.get("q", "")[:MAX_QUERY]
     hits = []
-    if query.strip():
-        async with request.app[SESSIONS]() as db:
+    async with request.app[SESSIONS]() as db:
+        if query.strip():
             hits = await search_customers(db, query, request.app[SETTINGS].default_region)
-    return render(
-        request, "agent.html", {"query": query, "hits": hits, "labels": _pop_labels(request)}
-    )
+        workspace = await workspace_context(request, db, require_user(request))
+    context = {"query": query, "hits": hits, "labels": _pop_labels(request)}
+    return render(request, "agent.html", {**context, **workspace})
 
 
 def _pop_labels(request: web.Request) -> dict[str, str]:
