@@ -4,13 +4,16 @@ internal notes, ticket actions and merging customers."""
 from __future__ import annotations
 
 import asyncio
+import email
 from datetime import timedelta
+from email import policy
 
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.automation.events import TicketSolved
+from callcenter.channels.email.smtp import SmtpSender
 from callcenter.domain.customers import attach_identity, create_customer
 from callcenter.domain.events import AgentReplied
 from callcenter.models import (
@@ -26,8 +29,12 @@ from callcenter.models import (
     OutboxStatus,
     Ticket,
     TicketStatus,
+    User,
 )
+from callcenter.outbox import OutboxWorker
 from callcenter.web.keys import BUS
+from tests.email import support as email_support
+from tests.services.smtp import running_smtp
 from tests.web.seeding import T0, customer_with_history
 from tests.web.test_xss import CORPUS, DANGEROUS, HOSTILE, _check, _sign_in
 
@@ -184,6 +191,33 @@ async def test_an_email_reply_is_threaded_to_the_customers_last_mail(
     assert event == AgentReplied(ticket_id, reply.id, staff["anna"].id, Channel.EMAIL)
 
 
+async def test_the_email_reply_goes_out_in_the_customers_thread(
+    signed_in, sessions, ivan, tmp_path
+):
+    """Through the real sender to a loopback SMTP server: threaded, and its Message-ID copied
+    onto the reply so the customer's answer lands on the same ticket."""
+    customer_id, ticket_id = ivan
+    anna = await signed_in("anna")
+    await anna.post_form(f"/tickets/{ticket_id}/reply", {"channel": "email", "text": "Отправлен."})
+    async with running_smtp() as smtp:
+        sender = SmtpSender(email_support.settings(tmp_path, smtp=smtp), sessions)
+        while await OutboxWorker(sessions, [sender]).run_once():
+            pass
+        [received] = await smtp.wait_for(1)
+    message = email.message_from_bytes(received.content, policy=policy.default)
+    assert received.rcpt_tos == ("ivan.petrov@example.ru",)
+    assert message["In-Reply-To"] == f"<{customer_id}@mail.example>"
+    assert message["Subject"] == f"Re: Где мой заказ? [#{ticket_id}]"
+    [row] = await _outbox(sessions)
+    async with sessions() as db:
+        [reply] = await db.scalars(
+            select(Interaction).where(Interaction.direction == Direction.OUTBOUND)
+        )
+    assert row.status is OutboxStatus.SENT and message["Message-ID"] == f"<{reply.external_id}>"
+    page = await (await anna.get(f"/customers/{customer_id}")).text()
+    assert "delivery-sent" in page and "доставлено" in page
+
+
 async def test_no_telegram_reply_to_a_failing_chat(signed_in, sessions, ivan):
     customer_id, ticket_id = ivan
     async with sessions() as db, db.begin():
@@ -242,7 +276,7 @@ async def test_solving_and_reopening(signed_in, sessions, ivan, app, events, sta
 
 
 async def test_assigning(signed_in, sessions, ivan, staff):
-    _, ticket_id = ivan
+    customer_id, ticket_id = ivan
     anna = await signed_in("anna")
     boris = str(staff["boris"].id)
     assert (
@@ -254,6 +288,10 @@ async def test_assigning(signed_in, sessions, ivan, staff):
     refused = await anna.post_form(f"/tickets/{ticket_id}/assign", {"assignee_id": "99999"})
     assert refused.status == 400
     assert (await _ticket(sessions, ticket_id)).assignee_id == staff["boris"].id
+    async with sessions() as db, db.begin():
+        await db.execute(update(User).where(User.username == "boris").values(active=False))
+    page = await (await anna.get(f"/customers/{customer_id}")).text()
+    assert "Ответственный: Boris" in page and f'<option value="{boris}"' not in page
     assert (await anna.post_form(f"/tickets/{ticket_id}/assign", {"assignee_id": ""})).status == 303
     assert (await _ticket(sessions, ticket_id)).assignee_id is None
 

@@ -110,6 +110,9 @@ async def workspace(db: AsyncSession, customer: Customer, identities: list[Ident
                 outbox[interaction_id] = row
     users = list(await db.scalars(select(User).where(User.active.is_(True)).order_by(User.id)))
     by_id = {u.id: u for u in users}
+    gone = {t.assignee_id for t in tickets if t.assignee_id} - by_id.keys()
+    if gone:  # deactivated since: still shown as the assignee, no longer offered
+        by_id |= {u.id: u for u in await db.scalars(select(User).where(User.id.in_(gone)))}
     threads = {t.id: Thread(t, by_id.get(t.assignee_id or 0)) for t in tickets}
     loose = Thread(None, None)
     for item, call in reversed(rows):
