@@ -3,6 +3,7 @@ state, wrap-ups that reach the automation's summary email, click-to-call and rec
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from tests.automation.helpers import config, make_call, make_customer, outbox_ro
 from tests.web.conftest import SESSION_KEY
 from tests.web.helpers import HTML, Visitor
 from tests.web.test_wallboard import NOW, FakeControl, FakeState
+from tests.web.test_xss import DANGEROUS, HOSTILE
 
 JSON = {"Accept": "application/json"}
 
@@ -257,3 +259,36 @@ async def test_without_telephony_the_page_says_so_and_actions_are_refused_clearl
     paused = await anna.post_form("/agent/status/pause", {"reason": "Обед"})
     assert paused.status == 503
     assert "Телефония не подключена" in (await paused.json())["error"]
+
+
+async def test_the_wrap_up_form_and_status_bar_work_in_the_browser(
+    desk: Desk, browser_page, sessions: async_sessionmaker[AsyncSession], staff: dict[str, User]
+) -> None:
+    call, _ = await answered_call(sessions, staff["anna"])
+    page, seen = browser_page
+    base = str(desk.server.make_url("/")).rstrip("/")
+    await page.goto(base + "/login")
+    await page.fill("input[name=username]", "anna")
+    await page.fill("input[name=password]", "password-anna")
+    await page.click("button[type=submit]")
+    await page.wait_for_url(base + "/agent")
+    assert await page.locator("#status-state").inner_text() == "свободен"
+
+    await page.select_option("#pause-reason", "Обед")
+    await page.click("#status-pause-button")
+    async with asyncio.timeout(10):
+        while not desk.control.done:
+            await asyncio.sleep(0.05)
+    assert desk.control.done == [("pause", "PJSIP/1001", "Обед", None)]
+
+    form = page.locator(f"form.wrapup[data-interaction='{call}']")
+    await form.locator("select[name=disposition]").select_option("Жалоба")
+    await form.locator("textarea[name=summary]").fill(HOSTILE)
+    await form.locator("button[type=submit]").click()
+    await page.wait_for_selector(f"form.wrapup[data-interaction='{call}'][data-saved=true]")
+    assert await form.locator(".message").inner_text() == "Итоги сохранены."
+    await desk.bus.drain()
+    [event] = desk.published
+    assert (event.disposition, event.summary) == ("Жалоба", HOSTILE.strip())
+    assert await page.locator(DANGEROUS).count() == 0
+    seen.assert_inert()
