@@ -49,6 +49,7 @@ from callcenter.models import (
     Ticket,
     User,
 )
+from callcenter.workspace_models import WrapUp
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,7 @@ async def export_customer(
         "interactions": interactions,
         "calls": await rows(Call, Call.interaction_id.in_(found.interaction_ids)),
         "call_surveys": await rows(CallSurvey, CallSurvey.linkedid.in_(found.linkedids)),
+        "wrapups": await rows(WrapUp, WrapUp.interaction_id.in_(found.interaction_ids)),
         "survey_answers": await rows(SurveyAnswer, SurveyAnswer.customer_id.in_(found.ids)),
         "callback_requests": await rows(
             CallbackRequest, CallbackRequest.customer_id.in_(found.ids)
@@ -231,6 +233,12 @@ async def erase_customer(
         update(CallbackRequest)
         .where(CallbackRequest.customer_id.in_(ids))
         .values(phone="", note=""),
+    )
+    await run(
+        "wrapups",
+        update(WrapUp)
+        .where(WrapUp.interaction_id.in_(found.interaction_ids))
+        .values(summary=ERASED),
     )
     await run("screen_pops", update(ScreenPop).where(_screen_pops(found)).values(caller_number=""))
     await session.execute(

@@ -33,11 +33,13 @@ from callcenter.models import (
     Ticket,
 )
 from callcenter.schema import metadata
+from callcenter.workspace_models import WrapUp
 from tests.web.seeding import T0, customer_with_history
 
 SECRET_QUESTION = "Мой секретный вопрос про диван"
 CALLBACK_NOTE = "Перезвонить Ивану Петрову после обеда"
 OUTBOX_TEXT = "Иван Петров, ваш заказ в пути"
+WRAPUP_TEXT = "Клиент просил привезти диван после шести"
 MARIA_TEXT = "Мария спрашивает про возврат"
 
 IVAN = [
@@ -53,6 +55,7 @@ IVAN = [
     SECRET_QUESTION,
     CALLBACK_NOTE,
     OUTBOX_TEXT,
+    WRAPUP_TEXT,
 ]
 MARIA = ["Мария Сидорова", "+79035556677", "maria@example.ru", "555000111", MARIA_TEXT]
 
@@ -160,6 +163,7 @@ async def seed(db: AsyncSession, data_dir: Path) -> World:
                 customer_id=ivan.id, ticket_id=ticket.id, phone="+79161234567", note=CALLBACK_NOTE
             ),
             CallSurvey(linkedid=linkedid, question="nps", score=9),
+            WrapUp(interaction_id=call.id, disposition="Вопрос решён", summary=WRAPUP_TEXT),
             ScreenPop(linkedid=linkedid, customer_id=ivan.id, caller_number="+79161234567"),
             # before anyone knew the number: no customer on the pop, the national form
             ScreenPop(linkedid="earlier-call", caller_number="89161234567"),
