@@ -339,6 +339,11 @@ async def test_merging_from_the_page(signed_in, sessions, ivan, staff):
     assert entry.actor == "anna" and entry.details["source_id"] == other.id
     page = await (await anna.get(f"/customers/{customer_id}")).text()
     assert "+79167654321" in page and "Звонок" in page and 'class="suggestion"' not in page
+    async with sessions() as db, db.begin():  # a suggestion naming the merged-away profile
+        third = await create_customer(db, "Третий")
+        db.add(MergeSuggestion(customer_id=third.id, other_customer_id=other.id, reason="email"))
+    page = await (await anna.get(f"/customers/{customer_id}")).text()
+    assert f'<a href="/customers/{third.id}" class="suggestion">' in page
 
 
 async def test_no_action_without_the_csrf_token(signed_in, sessions, ivan):

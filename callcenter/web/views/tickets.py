@@ -17,9 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.channels.email.threading import is_header_safe_id
 from callcenter.db import unit_of_work
-from callcenter.domain.customers import merge_customers
+from callcenter.domain.customers import get_customer, merge_customers
 from callcenter.domain.errors import AlreadyMerged, DomainError, NotFound, SelfMerge
-from callcenter.domain.suggestions import open_suggestions
 from callcenter.domain.tickets import (
     InvalidIntent,
     UnknownAssignee,
@@ -36,7 +35,9 @@ from callcenter.models import (
     Identity,
     IdentityKind,
     Interaction,
+    MergeSuggestion,
     Outbox,
+    SuggestionStatus,
     Ticket,
     TicketStatus,
     User,
@@ -121,17 +122,44 @@ async def workspace(db: AsyncSession, customer: Customer, identities: list[Ident
             numbers += threads[item.ticket_id].ticket.order_numbers or []
         entry = Entry(item, call, highlight(item.text or "", numbers), outbox.get(item.id))
         threads.get(item.ticket_id, loose).entries.append(entry)
-    merges = [
-        right if left == customer.id else left
-        for _, left, right in await open_suggestions(db, customer.id)
-    ]
     return {
         "threads": list(threads.values()) + ([loose] if loose.entries else []),
         "reply_channels": _reply_channels(identities),
         "agents": users,
         "statuses": list(TicketStatus),
-        "merge_suggestions": list(dict.fromkeys(merges)),
+        "merge_suggestions": await _merge_suggestions(db, customer.id),
     }
+
+
+async def _merge_suggestions(db: AsyncSession, customer_id: int) -> list[int]:
+    """Live ids of the customers suggested as the same person, from the open suggestions that
+    name this customer or one merged into it (``open_suggestions`` reads them all)."""
+    ids = {customer_id}
+    fresh = {customer_id}
+    while fresh:  # follow merge chains backwards
+        fresh = (
+            set(await db.scalars(select(Customer.id).where(Customer.merged_into_id.in_(fresh))))
+            - ids
+        )
+        ids |= fresh
+    found = await db.scalars(
+        select(MergeSuggestion)
+        .where(
+            MergeSuggestion.status == SuggestionStatus.OPEN,
+            MergeSuggestion.customer_id.in_(ids) | MergeSuggestion.other_customer_id.in_(ids),
+        )
+        .order_by(MergeSuggestion.id)
+    )
+    others: dict[int, None] = {}
+    for suggestion in list(found):
+        for side in (suggestion.customer_id, suggestion.other_customer_id):
+            try:
+                live = (await get_customer(db, side)).id
+            except NotFound:
+                continue
+            if live != customer_id:
+                others[live] = None
+    return list(others)
 
 
 def _reply_channels(identities: list[Identity]) -> list[str]:
