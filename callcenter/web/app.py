@@ -25,9 +25,11 @@ from callcenter.web.views import (
     callers,
     customers,
     events,
+    metrics,
     rules,
     status,
     supervisor,
+    survey,
     tickets,
     workspace,
 )
@@ -86,6 +88,8 @@ def create_app(
         rules,
         status,
         events,
+        metrics,
+        survey,
         tickets,
         workspace,
     ):
