@@ -9,10 +9,16 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.channels.telephony.amiframes import AmiEvent
-from callcenter.channels.telephony.fastagi import FastAgiServer, lookup_route, run_agi_server
+from callcenter.channels.telephony.fastagi import (
+    CallerLookups,
+    FastAgiServer,
+    lookup_route,
+    run_agi_server,
+)
 from callcenter.channels.telephony.lookup import lookup_caller, sanitize_name
 from callcenter.channels.telephony.pbxconfig import free_port
 from callcenter.config import Settings
@@ -33,6 +39,7 @@ from callcenter.models import (
 )
 from tests.telephony.conftest import CUSTOMER_NUMBER, OUR_NUMBER, Ami, Pbx
 
+pg_only = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 XSS_NAME = '"><img src=x onerror=alert(1)>'
 START = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 
@@ -170,8 +177,17 @@ def test_display_names_are_made_harmless(raw: str, clean: str) -> None:
 
 
 @pytest.fixture
-async def agi_server(sessions) -> AsyncIterator[FastAgiServer]:
-    server = FastAgiServer({"lookup": lookup_route(sessions)}, port=0, header_timeout=0.5)
+async def lookups(sessions, database_url: str) -> AsyncIterator[CallerLookups]:
+    lookups = CallerLookups(database_url)
+    try:
+        yield lookups
+    finally:
+        await lookups.dispose()
+
+
+@pytest.fixture
+async def agi_server(lookups: CallerLookups) -> AsyncIterator[FastAgiServer]:
+    server = FastAgiServer({"lookup": lookup_route(lookups)}, port=0, header_timeout=0.5)
     await server.start()
     try:
         yield server
@@ -217,6 +233,46 @@ async def test_lookup_route_sets_quoted_variables(agi_server, sessions) -> None:
         'SET VARIABLE CC_PREFERRED_AGENT ""',
         'SET VARIABLE CALLERID(name) "img src=x onerror=alert(1)"',
     ]
+
+
+async def test_each_command_waits_for_the_answer_to_the_previous_one(agi_server) -> None:
+    """Asterisk would never see a second command sent before it answered the first."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", agi_server.port)
+    writer.write(env("+79035550000", "Анна"))
+    commands = []
+    async with asyncio.timeout(10):
+        while line := await reader.readline():
+            commands.append(line.decode().rstrip("\n"))
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.2):
+                    await reader.readline()
+            writer.write(b"200 result=1\n")
+    writer.close()
+    assert commands == [
+        'SET VARIABLE CC_CUSTOMER_ID "unknown"',
+        'SET VARIABLE CC_LANGUAGE ""',
+        'SET VARIABLE CC_QUEUE_PRIO "0"',
+        'SET VARIABLE CC_PREFERRED_AGENT ""',
+        'SET VARIABLE CALLERID(name) "Анна"',
+    ]
+
+
+@pg_only
+async def test_a_dropped_database_connection_costs_one_retry_not_the_lookup(
+    agi_server, lookups: CallerLookups, sessions
+) -> None:
+    async with unit_of_work(sessions) as session:
+        customer = await add_customer(session, "Иван Петров")
+    async with lookups.engine.connect() as conn:  # the connection the next lookup reuses
+        pid = await conn.scalar(text("SELECT pg_backend_pid()"))
+    async with sessions() as session:
+        killed = await session.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    assert killed
+
+    commands = await agi_session(agi_server.port, env(CUSTOMER_NUMBER))
+
+    assert commands[0] == f'SET VARIABLE CC_CUSTOMER_ID "{customer.id}"'
+    assert 'SET VARIABLE CALLERID(name) "Иван Петров"' in commands
 
 
 async def closed_by_server(reader: asyncio.StreamReader) -> bool:
@@ -289,14 +345,14 @@ def chanvars(event: AmiEvent) -> dict[str, str]:
 
 
 @pytest.fixture
-async def pbx_agi(pbx: Pbx, ami: Ami, sessions) -> AsyncIterator[FastAgiServer]:
+async def pbx_agi(pbx: Pbx, ami: Ami, lookups: CallerLookups) -> AsyncIterator[FastAgiServer]:
     """The FastAGI server on the port the dialplan calls; agent 1001 alone available."""
     for interface, paused in (("PJSIP/1001", "false"), ("PJSIP/1002", "true")):
         response = await ami.client.send_action(
             {"Action": "QueuePause", "Queue": "support", "Interface": interface, "Paused": paused}
         )
         assert response.ok, response.headers
-    server = FastAgiServer({"lookup": lookup_route(sessions)}, port=pbx.process.settings.agi_port)
+    server = FastAgiServer({"lookup": lookup_route(lookups)}, port=pbx.process.settings.agi_port)
     await server.start()
     try:
         yield server
@@ -315,9 +371,6 @@ async def call_in(pbx: Pbx, start_sipp, agent_scenario: str, *agent_args: str) -
     agent_code, agent_report = await agent_phone.finish()
     assert customer_code == 0, customer_report
     assert agent_code == 0, agent_report
-
-
-pg_only = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
 
 @pytest.mark.asterisk

@@ -18,9 +18,11 @@ import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import URL, make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from callcenter.channels.telephony.lookup import UNKNOWN, lookup_caller
+from callcenter.channels.telephony.lookup import UNKNOWN, CallerInfo, lookup_caller
 from callcenter.config import Settings
 from callcenter.db import create_engine, session_factory
 
@@ -71,28 +73,35 @@ class AgiRequest:
         return self.env.get("agi_network_script", "").partition("?")[0].strip("/")
 
     async def command(self, line: str) -> AgiResult:
-        """Send one AGI command and wait for its ``200 result=...`` answer."""
+        """Send one AGI command and wait for its ``200 result=...`` answer.
+
+        Commands cannot be pipelined: Asterisk polls the socket, then reads a line through a
+        stdio buffer, so a second command that arrived with the first sits unseen in that
+        buffer while Asterisk waits on the socket."""
         if any(ch in line for ch in "\r\n\0"):
             raise ValueError(f"AGI command contains a line break: {line!r}")
         self._writer.write(line.encode() + b"\n")
         async with asyncio.timeout(self._timeout):
             await self._writer.drain()
-            while True:
-                raw = await self._reader.readline()
-                if not raw:
-                    raise AgiError("Asterisk closed the AGI connection")
-                text = raw.decode("utf-8", "replace").rstrip("\r\n")
-                if text == "HANGUP":
-                    continue  # AGISIGHUP notice; the next answer will say 511
-                match = _RESPONSE.fullmatch(text)
-                if match is None or text[3:4] == "-":
-                    continue  # continuation lines of a 520 usage message
-                code = int(match.group(1))
-                if code == 511:
-                    raise AgiHangup(text)
-                if code != 200:
-                    raise AgiError(f"{line.split()[0]} refused: {text}")
-                return AgiResult(code, match.group(2) or "", match.group(3) or "")
+            return await self._answer(line)
+
+    async def _answer(self, line: str) -> AgiResult:
+        while True:
+            raw = await self._reader.readline()
+            if not raw:
+                raise AgiError("Asterisk closed the AGI connection")
+            text = raw.decode("utf-8", "replace").rstrip("\r\n")
+            if text == "HANGUP":
+                continue  # AGISIGHUP notice; the next answer will say 511
+            match = _RESPONSE.fullmatch(text)
+            if match is None or text[3:4] == "-":
+                continue  # continuation lines of a 520 usage message
+            code = int(match.group(1))
+            if code == 511:
+                raise AgiHangup(text)
+            if code != 200:
+                raise AgiError(f"{line.split()[0]} refused: {text}")
+            return AgiResult(code, match.group(2) or "", match.group(3) or "")
 
     async def set_variable(self, name: str, value: str) -> None:
         if not _VARIABLE_NAME.fullmatch(name):
@@ -206,9 +215,43 @@ class FastAgiServer:
         return None
 
 
-def lookup_route(
-    sessions: async_sessionmaker[AsyncSession], region: str = "RU", deadline: float = 1.0
-) -> Handler:
+class CallerLookups:
+    """`lookup_caller` on an engine of its own, tuned for one short read per call.
+
+    No ``pool_pre_ping`` (a round trip before every lookup) and, on PostgreSQL, no
+    BEGIN/ROLLBACK around the single SELECT (autocommit); asyncpg keeps the statement prepared
+    per connection. A connection the server dropped is noticed by the lookup itself, which
+    then runs once more on a fresh one.
+    """
+
+    def __init__(self, url: str | URL, region: str = "RU", pool_size: int = 5) -> None:
+        url = make_url(url)
+        self.region = region
+        if url.get_backend_name() == "sqlite":
+            self.engine = create_engine(url.render_as_string(hide_password=False))
+        else:
+            self.engine = create_async_engine(
+                url, pool_size=pool_size, isolation_level="AUTOCOMMIT"
+            )
+
+    async def lookup(self, number: str, name: str = "") -> CallerInfo:
+        try:
+            return await self._lookup_once(number, name)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            log.info("the lookup's database connection was dead; retrying on a new one")
+        return await self._lookup_once(number, name)
+
+    async def _lookup_once(self, number: str, name: str) -> CallerInfo:
+        async with self.engine.connect() as conn:
+            return await lookup_caller(conn, number, name, self.region)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def lookup_route(lookups: CallerLookups, deadline: float = 1.0) -> Handler:
     """``lookup``: set CC_CUSTOMER_ID, CALLERID(name), CC_LANGUAGE, CC_QUEUE_PRIO and
     CC_PREFERRED_AGENT from the caller number. A database that does not answer within
     ``deadline`` seconds leaves the caller unknown rather than holding the call."""
@@ -217,8 +260,8 @@ def lookup_route(
         number = request.env.get("agi_callerid", "")
         name = request.env.get("agi_calleridname", "")
         try:
-            async with asyncio.timeout(deadline), sessions() as session:
-                info = await lookup_caller(session, number, name, region)
+            async with asyncio.timeout(deadline):
+                info = await lookups.lookup(number, name)
         except Exception as exc:  # the call must go on whatever the database does
             log.warning("lookup of a caller failed: %r", exc)
             await request.set_variable("CC_CUSTOMER_ID", UNKNOWN)
@@ -232,17 +275,16 @@ def lookup_route(
 async def run_agi_server(
     settings: Settings, sessions: async_sessionmaker[AsyncSession], stop: asyncio.Event
 ) -> None:
-    """Serve the FastAGI routes until ``stop`` is set (``callcenter agi``)."""
-    server = FastAgiServer(
-        {"lookup": lookup_route(sessions, settings.default_region)},
-        settings.agi_host,
-        settings.agi_port,
-    )
-    await server.start()
+    """Serve the FastAGI routes until ``stop`` is set (``callcenter agi``), on the database
+    behind ``sessions`` through an engine of the server's own (see `CallerLookups`)."""
+    lookups = CallerLookups(sessions.kw["bind"].url, settings.default_region)
+    server = FastAgiServer({"lookup": lookup_route(lookups)}, settings.agi_host, settings.agi_port)
     try:
+        await server.start()
         await stop.wait()
     finally:
         await server.stop()
+        await lookups.dispose()
 
 
 async def agi_main(settings: Settings, _args: object = None) -> int:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, bindparam, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from callcenter.domain.errors import InvalidPhone
 from callcenter.domain.identity import normalize_phone
@@ -137,7 +137,10 @@ _LOOKUP = _lookup_query()
 
 
 async def lookup_caller(
-    session: AsyncSession, caller_number: str, caller_name: str = "", region: str = "RU"
+    session: AsyncSession | AsyncConnection,
+    caller_number: str,
+    caller_name: str = "",
+    region: str = "RU",
 ) -> CallerInfo:
     """The caller's customer profile as dialplan values; unknown callers keep a clean name.
 
