@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from panoramisk.ami_protocol import AMIProtocol
 
+from callcenter.channels.telephony.ami import AmiClient
 from callcenter.channels.telephony.amiframes import (
     AmiEvent,
     AmiFrameError,
     FrameReader,
     event_of,
     parse_frame,
+    unsolicited_events,
 )
 
 BANNER = b"Asterisk Call Manager/9.0.0\r\n"
@@ -108,3 +112,69 @@ def test_endless_frame_is_refused():
     with pytest.raises(AmiFrameError):
         for _ in range(20):
             reader.feed(b"X-Junk: " + b"a" * 100_000 + b"\r\n")
+
+
+def events_in_two(stream: bytes, cut: int, action_pending: bool = False) -> list[AmiEvent]:
+    reader, names = FrameReader(), {}
+    events = []
+    for part in (stream[:cut], stream[cut:]):
+        if chunk := reader.feed_chunk(part):
+            events += unsolicited_events(chunk, action_pending, names)[0]
+    return events
+
+
+def test_undecoded_events_decode_whole_characters_at_every_split_position():
+    expected = [
+        AmiEvent("AgentCalled", parse_frame(AGENT_CALLED[:-4])),
+        AmiEvent("Newchannel", parse_frame(NEWCHANNEL[:-4])),
+    ]
+    for cut in range(1, len(STREAM)):
+        events = events_in_two(STREAM, cut)
+        assert [e.name for e in events] == ["AgentCalled", "Newchannel"], f"cut at byte {cut}"
+        assert events == expected, f"cut at byte {cut}"
+    assert events[1].values("ChanVariable") == ["CC_CUSTOMER_ID=42", "CC_QUEUE_PRIO=5"]
+    assert events[0].headers["CallerIDName"] == "Иван Петров"
+
+
+def test_responses_and_events_of_a_pending_action_are_not_unsolicited_events():
+    member = b"Event: QueueMember\r\nActionID: 7\r\nQueue: support\r\nName: \xd0\x90\r\n\r\n"
+    stream = BANNER + AGENT_CALLED.encode() + member + b"Response: Success\r\nActionID: 7\r\n\r\n"
+    reader = FrameReader()
+    chunk = reader.feed_chunk(stream)
+
+    events, others = unsolicited_events(chunk, True, {})
+    assert [e.name for e in events] == ["AgentCalled"]
+    assert [parse_frame(f.decode())["ActionID"] for f in others] == ["7", "7"]
+    # With no action waiting, an event with an ActionID is an event like any other.
+    events, others = unsolicited_events(chunk, False, {})
+    assert [e.name for e in events] == ["AgentCalled", "QueueMember"]
+    assert events[1].headers["Name"] == "А"
+    assert len(others) == 1
+
+
+async def test_a_listener_gets_only_the_events_it_asked_for():
+    async def fake_ami(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(BANNER)
+        request = await reader.readuntil(b"\r\n\r\n")
+        action_id = request.split(b"ActionID: ")[1].split(b"\r\n")[0]
+        writer.write(b"Response: Success\r\nActionID: " + action_id + b"\r\n\r\n")
+        writer.write(b"Event: FullyBooted\r\n\r\n" + (AGENT_CALLED + NEWCHANNEL).encode())
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(fake_ami, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    everything, new_channels = [], []
+    client = AmiClient("127.0.0.1", port, "u", "s", ping_interval=3600)
+    client.add_listener(everything.append)
+    client.add_listener(new_channels.append, events={"Newchannel"})
+    try:
+        await client.start(timeout=5)
+        async with asyncio.timeout(5):
+            while len(everything) < 3:
+                await asyncio.sleep(0.01)
+    finally:
+        await client.stop()
+        server.close()
+    assert [e.name for e in everything] == ["FullyBooted", "AgentCalled", "Newchannel"]
+    assert [e.headers["CallerIDName"] for e in new_channels] == ["Ёлкина Жанна 🙂"]

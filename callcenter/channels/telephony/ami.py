@@ -14,14 +14,21 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from panoramisk import actions
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
-from callcenter.channels.telephony.amiframes import AmiEvent, AmiFrameError, FrameReader
+from callcenter.channels.telephony.amiframes import (
+    AmiEvent,
+    AmiFrameError,
+    FrameReader,
+    decode,
+    parse_frame,
+    unsolicited_events,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +78,7 @@ class _Protocol(AMIProtocol):
         self._client = client
         self._lost = lost
         self._frames = FrameReader()
+        self._names: dict[bytes, str] = {}
         self.booted = asyncio.Event()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -80,21 +88,22 @@ class _Protocol(AMIProtocol):
 
     def data_received(self, data: bytes) -> None:
         try:
-            frames = self._frames.feed(data)
+            chunk = self._frames.feed_chunk(data)
         except AmiFrameError as exc:
             log.error("closing AMI connection: %s", exc)
             self.transport.abort()
             return
-        events = []
-        for headers in frames:
-            name = headers.get("Event")
-            if name is not None and "ActionID" not in headers:
-                events.append(AmiEvent(name, headers))
-                if name == "FullyBooted":
-                    self.booted.set()
-            elif "Response" in headers or name is not None:
+        # Events are queued undecoded: most of Asterisk's stream interests no listener.
+        if not chunk:
+            return
+        events, others = unsolicited_events(chunk, bool(self.responses), self._names)
+        for frame in others:
+            headers = parse_frame(decode(frame))
+            if "Response" in headers or "Event" in headers:
                 self.handle_message(Message(headers))
         if events:
+            if not self.booted.is_set() and any(e.name == "FullyBooted" for e in events):
+                self.booted.set()
             self._client._enqueue(events)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -136,7 +145,7 @@ class AmiClient:
         self.connect_timeout = connect_timeout
         self.boot_timeout = boot_timeout
         self._backoff = backoff
-        self._listeners: list[EventListener] = []
+        self._listeners: list[tuple[EventListener, frozenset[str] | None]] = []
         self._queue: asyncio.Queue[list[AmiEvent]] = asyncio.Queue()
         self._protocol: _Protocol | None = None
         self._logged_in = asyncio.Event()
@@ -152,9 +161,10 @@ class AmiClient:
     def _enqueue(self, events: list[AmiEvent]) -> None:
         self._queue.put_nowait(events)
 
-    def add_listener(self, listener: EventListener) -> None:
-        """Call `listener` (plain or async) with every event, in order, from one task."""
-        self._listeners.append(listener)
+    def add_listener(self, listener: EventListener, events: Collection[str] | None = None) -> None:
+        """Call `listener` (plain or async) with every event, in order, from one task;
+        with `events`, only with the events of those names (the others are never decoded)."""
+        self._listeners.append((listener, None if events is None else frozenset(events)))
 
     @property
     def connected(self) -> bool:
@@ -232,7 +242,9 @@ class AmiClient:
     async def _consume(self) -> None:
         while True:
             for event in await self._queue.get():
-                for listener in self._listeners:
+                for listener, names in self._listeners:
+                    if names is not None and event.name not in names:
+                        continue
                     try:
                         result = listener(event)
                         if result is not None:  # an async listener's awaitable

@@ -4,19 +4,25 @@ AMI frames are `Key: Value` lines ending in CRLF, each frame ending in an empty 
 stream is split on b"\\r\\n\\r\\n" *before* decoding: those bytes never occur inside a UTF-8
 character, so a Russian caller name cut in half by a TCP read is decoded whole (panoramisk
 1.4 decodes every read on its own and silently drops the halves).
+
+Most of Asterisk's stream (Newexten, VarSet, RTCP...) is read by nobody, so an event keeps its
+frame's bytes and decodes its headers only when a listener first asks for them.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import NamedTuple
 
 log = logging.getLogger(__name__)
 
 FRAME_END = b"\r\n\r\n"
 BANNER_PREFIX = b"Asterisk Call Manager/"
+EVENT_PREFIX = b"Event: "
+ACTION_ID = b"\r\nActionID:"
 # A frame longer than this is not AMI; stop rather than buffer without bound.
 MAX_FRAME = 1 << 20
+# Event names are few; a peer sending endless new ones must not grow the cache without bound.
+MAX_EVENT_NAMES = 1024
 # Legacy Russian systems may still send Windows-1251 caller names (invalid as UTF-8).
 FALLBACK_ENCODING = "cp1251"
 
@@ -25,16 +31,41 @@ class AmiFrameError(ValueError):
     """The peer does not speak AMI (oversized frame)."""
 
 
-class AmiEvent(NamedTuple):
-    """One AMI event. Repeated headers (ChanVariable) have their values joined by "\\n"."""
+class AmiEvent:
+    """One AMI event. Repeated headers (ChanVariable) have their values joined by "\\n".
 
-    name: str
-    headers: dict[str, str]
+    Events read from the wire (`unsolicited_events`) keep their frame's bytes and decode them
+    on the first access to ``headers``: most of Asterisk's stream is read by nobody.
+    """
+
+    __slots__ = ("_frame", "_headers", "name")
+
+    def __init__(self, name: str, headers: dict[str, str]) -> None:
+        self.name = name
+        self._headers: dict[str, str] | None = headers
+        self._frame = b""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        if self._headers is None:
+            self._headers = parse_frame(decode(self._frame))
+            self._frame = b""
+        return self._headers
 
     def values(self, key: str) -> list[str]:
         """Every value of a header that may repeat."""
         value = self.headers.get(key)
         return [] if value is None else value.split("\n")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AmiEvent):
+            return NotImplemented
+        return self.name == other.name and self.headers == other.headers
+
+    __hash__ = None  # type: ignore[assignment]  # mutable headers, like a dict
+
+    def __repr__(self) -> str:
+        return f"AmiEvent({self.name!r}, {self.headers!r})"
 
 
 def decode(data: bytes) -> str:
@@ -64,6 +95,36 @@ def parse_frame(text: str) -> dict[str, str]:
     return headers
 
 
+def unsolicited_events(
+    chunk: bytes, action_pending: bool, names: dict[bytes, str]
+) -> tuple[list[AmiEvent], list[bytes]]:
+    """The events among the frames of `chunk` (see `FrameReader.feed_chunk`), undecoded,
+    and the other frames (responses, and events answering an action), each in order.
+
+    Only event names are read (`names` caches them decoded). While no action is pending
+    every event is unsolicited, so frames are not even searched for an ActionID.
+    """
+    events: list[AmiEvent] = []
+    others: list[bytes] = []
+    new = AmiEvent.__new__
+    for frame in chunk.split(FRAME_END):
+        if not frame.startswith(EVENT_PREFIX) or (action_pending and ACTION_ID in frame):
+            if frame.strip(b"\r\n"):
+                others.append(frame)
+            continue
+        end = frame.find(b"\r\n")
+        raw_name = frame[len(EVENT_PREFIX) : end if end >= 0 else None]
+        name = names.get(raw_name)
+        if name is None:
+            name = decode(raw_name)
+            if len(names) < MAX_EVENT_NAMES:
+                names[raw_name] = name
+        event = new(AmiEvent)
+        event.name, event._headers, event._frame = name, None, frame
+        events.append(event)
+    return events, others
+
+
 class FrameReader:
     """Incremental AMI parser: feed it bytes as they arrive, get whole frames back."""
 
@@ -74,21 +135,33 @@ class FrameReader:
 
     def feed(self, data: bytes) -> list[dict[str, str]]:
         """Headers of every frame completed by `data`, in order."""
+        return [
+            parse_frame(decode(frame))
+            for frame in self.feed_chunk(data).split(FRAME_END)
+            if frame.strip(b"\r\n")
+        ]
+
+    def feed_chunk(self, data: bytes) -> bytes:
+        """The undecoded frames completed by `data`, still joined by empty lines, without
+        the last one's; b"" if `data` completes none.
+
+        Frames are split off whole before anything decodes them, so each holds only whole
+        UTF-8 characters however the reads cut the stream."""
         buffer = self._buffer
         searched = max(0, len(buffer) - 3)
         buffer += data
         if self._banner_pending:
             if not self._take_banner():
-                return []
+                return b""
             searched = 0
         end = buffer.rfind(FRAME_END, searched)
         if end < 0:
             if len(buffer) > MAX_FRAME:
                 raise AmiFrameError(f"AMI frame longer than {MAX_FRAME} bytes")
-            return []
-        text = decode(bytes(buffer[:end]))
+            return b""
+        chunk = bytes(buffer[:end])
         del buffer[: end + 4]
-        return [parse_frame(frame) for frame in text.split("\r\n\r\n") if frame.strip("\r\n")]
+        return chunk
 
     def _take_banner(self) -> bool:
         """Consume the greeting line ("Asterisk Call Manager/x.y.z") once it is complete."""
