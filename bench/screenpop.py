@@ -63,6 +63,8 @@ class Row:
     customers: int
     metric: str
     ms: list[float]
+    load: float
+    """The 1-minute load average when the measurement ended."""
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -277,8 +279,11 @@ async def measure(url: str, samples: int, agent_count: int) -> list[Row]:
         async with sessions() as session:
             customers = await session.scalar(select(func.count()).select_from(Customer)) or 0
         pops = await screen_pop_latency(sessions, agents, callers[: agent_count + samples])
+        pops_load = os.getloadavg()[0]
         cards = await uncached_cards(sessions, callers[agent_count + samples :])
+        cards_load = os.getloadavg()[0]
         floor = await primary_key_round_trips(engine, samples)
+        floor_load = os.getloadavg()[0]
         async with sessions() as session, session.begin():
             await session.execute(
                 delete(ScreenPop).where(ScreenPop.linkedid.like(f"{LINKEDID_PREFIX}%.%"))
@@ -286,9 +291,9 @@ async def measure(url: str, samples: int, agent_count: int) -> list[Row]:
     finally:
         await engine.dispose()
     return [
-        Row(customers, "AgentCalled -> card written", pops),
-        Row(customers, "card built, no cache", cards),
-        Row(customers, "PK SELECT round trip", floor),
+        Row(customers, "AgentCalled -> card written", pops, pops_load),
+        Row(customers, "card built, no cache", cards, cards_load),
+        Row(customers, "PK SELECT round trip", floor, floor_load),
     ]
 
 
@@ -320,14 +325,17 @@ async def create_small(url: str) -> str:
 
 
 def print_table(rows: list[Row]) -> None:
-    print(f"{'customers':>10}  {'metric':<28} {'n':>5} {'p50':>7} {'p90':>7} {'p99':>7} {'max':>7}")
+    print(
+        f"{'customers':>10}  {'metric':<28} {'n':>5} {'p50':>7} {'p90':>7} {'p99':>7} {'max':>7}"
+        f" {'load1':>6}"
+    )
     for row in rows:
         p50, p90, p99 = (percentile(row.ms, p) for p in (50, 90, 99))
         print(
             f"{row.customers:>10,}  {row.metric:<28} {len(row.ms):>5} {p50:>7.2f} {p90:>7.2f} "
-            f"{p99:>7.2f} {max(row.ms):>7.2f}"
+            f"{p99:>7.2f} {max(row.ms):>7.2f} {row.load:>6.2f}"
         )
-    print("(milliseconds)")
+    print(f"(milliseconds; load1: 1-minute load average on {os.cpu_count()} cores)")
 
 
 async def main() -> None:
