@@ -543,3 +543,10 @@ def test_an_unanswered_direct_dial_stops_the_ringing_and_the_call_goes_on_to_the
             "Uniqueid": "1795820000.40", "Linkedid": "1795820000.40",
             "CallerIDNum": "+79161234567", "CallerIDName": "Иван Петров"}  # fmt: skip
     assert of(CallerJoined, state.apply(join, at(16)))
+
+
+def test_the_state_names_every_event_it_reads_so_the_adapter_can_skip_the_rest():
+    names = LiveState().handled_events
+    assert {"QueueCallerJoin", "AgentCalled", "AgentConnect", "Hangup", "DialBegin"} <= names
+    assert {"QueueParams", "QueueMember", "QueueEntry", "CoreShowChannel"} <= names
+    assert "VarSet" not in names and "Newexten" not in names

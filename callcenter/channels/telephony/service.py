@@ -68,7 +68,7 @@ class TelephonyService:
             settings.ami_password,
             on_login=self._resync,
         )
-        self.ami.add_listener(self._on_event)
+        self.ami.add_listener(self._on_event, events=self.state.handled_events)
 
     def _apply(self, headers: dict[str, str]) -> None:
         for event in self.state.apply(headers, self.now()):

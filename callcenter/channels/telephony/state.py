@@ -295,6 +295,11 @@ class LiveState:
 
     # ---- entry points ---------------------------------------------------------------------
 
+    @property
+    def handled_events(self) -> frozenset[str]:
+        """The AMI event names this state reads; the adapter need not decode any other."""
+        return frozenset(self._handlers)
+
     def apply(self, event: Headers, at: datetime) -> list[object]:
         """Apply one AMI event received at `at`; return the domain events it caused."""
         handler = self._handlers.get(event.get("Event", ""))
