@@ -141,6 +141,7 @@ async def test_the_agent_sees_the_callers_history_while_the_phone_rings(
     assert "Пишу второй раз: где заказ 12345?" in text  # the email
     assert "Вы писали нам на почту о заказе №12345" in text  # the suggested opening line
     assert "Повторное обращение по заказу №12345" in text
+    assert "Язык: ru" in text and "Последний контакт:" in text and "ч назад" in text
 
     for process in (caller, phone):
         code, report = await process.finish()

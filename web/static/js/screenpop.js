@@ -32,6 +32,25 @@
     return isNaN(date) ? "" : date.toLocaleString();
   }
 
+  function ago(iso) {
+    const minutes = Math.max(0, Math.round((Date.now() - new Date(iso).getTime()) / 60000));
+    if (minutes < 60) return t("pop.ago_minutes", { n: minutes });
+    if (minutes < 48 * 60) return t("pop.ago_hours", { n: Math.round(minutes / 60) });
+    return t("pop.ago_days", { n: Math.round(minutes / 1440) });
+  }
+
+  function facts(card) {
+    const line = el("p", "pop-facts");
+    const parts = [t("pop.language") + ": " + card.language];
+    if (card.last_contact_at) {
+      parts.push(t("pop.last_contact") + ": " + when(card.last_contact_at) +
+        " (" + ago(card.last_contact_at) + ")");
+    }
+    line.textContent = parts.join(" · ");
+    for (const tag of card.tags || []) line.appendChild(el("span", "tag", tag));
+    return line;
+  }
+
   function section(title, className) {
     const box = el("section", "pop-section " + (className || ""));
     box.appendChild(el("h4", null, title));
@@ -122,6 +141,7 @@
       box.appendChild(unknownActions(card));
       return box;
     }
+    box.appendChild(facts(card));
     if (card.opening_line) {
       const opening = section(t("pop.opening"), "pop-opening");
       opening.appendChild(el("blockquote", null, card.opening_line));
