@@ -11,12 +11,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callcenter.domain.customers import find_customer
 from callcenter.domain.errors import InvalidPhone
-from callcenter.domain.identity import normalize_phone
 from callcenter.domain.inbox import OPEN_STATUSES
 from callcenter.models import (
     Channel,
-    Customer,
     Direction,
     Identity,
     IdentityKind,
@@ -117,25 +116,14 @@ def _pending(rows: list[Interaction]) -> tuple[Interaction | None, Interaction |
     return unanswered, promise
 
 
-async def find_caller(session: AsyncSession, caller_number: str, region: str = "RU") -> int | None:
-    """The customer id owning this caller number, or None (unknown or unparseable)."""
-    try:
-        value = normalize_phone(caller_number, region)
-    except InvalidPhone:
-        return None
-    return await session.scalar(
-        select(Identity.customer_id).where(
-            Identity.kind == IdentityKind.PHONE, Identity.value == value
-        )
-    )
-
-
 async def build_card(
     session: AsyncSession, caller_number: str, now: datetime, *, region: str = "RU"
 ) -> Card:
     """The card for a caller: their history if we know the number, else an 'unknown' card."""
-    customer_id = await find_caller(session, caller_number, region)
-    customer = await session.get(Customer, customer_id) if customer_id else None
+    try:
+        customer = await find_customer(session, IdentityKind.PHONE, caller_number, region)
+    except InvalidPhone:  # withheld or malformed caller ids are simply unknown callers
+        customer = None
     if customer is None:
         return Card(caller_number=caller_number, known=False)
 
