@@ -27,9 +27,11 @@ from callcenter.dashboard.wallboard import Wallboard
 from callcenter.db import create_engine, session_factory
 from callcenter.health_probe import database_probe
 from callcenter.outbox import OutboxWorker, Sender
+from callcenter.pgnotify import PgNotify, asyncpg_dsn
 from callcenter.runtime import Component, run_all
 from callcenter.screenpop.service import ScreenPopService
 from callcenter.web.app import create_app
+from callcenter.web.fanout import Fanout, close_inactive
 from callcenter.web.keys import CLICK_TO_CALL, CONTROL, WALLBOARD
 from callcenter.web.streams import Hub
 
@@ -67,6 +69,12 @@ async def serve(settings: Settings, host: str, port: int, stop: asyncio.Event) -
             Component("fastagi", functools.partial(run_agi_server, settings, sessions)),
             database_probe(engine),
         ]
+        if engine.dialect.name == "postgresql":  # several web processes may share it
+            fanout = Fanout(hub, functools.partial(close_inactive, hub, sessions))
+            dsn = asyncpg_dsn(settings.resolved_database_url)
+            notify = PgNotify(dsn, fanout.incoming, fanout.resynced)
+            fanout.attach(notify.send)
+            components.append(Component("fanout", notify.run))
         if settings.ami_password:
             queues = await queue_settings(sessions)
             telephony = TelephonyService(settings, sessions, bus, queues=queues)

@@ -4,6 +4,9 @@
 ``publish_to_role`` reaches every connection whose user has that role. A connection whose
 queue is full belongs to a browser that stopped reading: it is dropped at once, so a stuck
 browser never holds more than ``QUEUE_SIZE`` events.
+
+With several web processes, ``relay_to`` hands every publication and ``close_user`` to a
+fan-out (web/fanout.py) that repeats it in the other processes through ``receive``.
 """
 
 from __future__ import annotations
@@ -45,9 +48,35 @@ class Connection:
     closed: bool = False
 
 
+Relay = Callable[[dict[str, Any]], None]
+
+
 class Hub:
     def __init__(self) -> None:
         self._connections: set[Connection] = set()
+        self._relay: Relay | None = None
+
+    def relay_to(self, relay: Relay) -> None:
+        """Also send every publication and ``close_user`` to the other web processes."""
+        self._relay = relay
+
+    def _forward(self, message: dict[str, Any]) -> None:
+        if self._relay is not None:
+            self._relay(message)
+
+    def receive(self, message: dict[str, Any]) -> None:
+        """Act on a message relayed from another process, for this process's streams only."""
+        kind = message.get("kind")
+        if kind == "close":
+            self._close_local(int(message["user"]))
+            return
+        frame = str(message["frame"]).encode()
+        if kind == "user":
+            self._to_user(int(message["user"]), frame)
+        elif kind == "role":
+            self._to_role(Role(message["role"]), frame)
+        else:
+            log.warning("unknown relayed message kind %r", kind)
 
     def connect(
         self, user_id: int, role: Role, abort: Callable[[], None], viewer_id: int | None = None
@@ -78,16 +107,25 @@ class Hub:
         conn.abort()
 
     def publish_to_user(self, user_id: int, event: str, data: Any) -> int:
-        """Queue an event for every connection of one user; returns how many got it."""
+        """Queue an event for every connection of one user; returns how many in this process
+        got it (the other processes' streams are reached through the relay)."""
         frame = encode_event(event, data)
+        self._forward({"kind": "user", "user": user_id, "frame": frame.decode()})
+        return self._to_user(user_id, frame)
+
+    def publish_to_role(self, role: Role, event: str, data: Any) -> int:
+        """Queue an event for every connection of users with ``role`` (count as above)."""
+        frame = encode_event(event, data)
+        self._forward({"kind": "role", "role": role.value, "frame": frame.decode()})
+        return self._to_role(role, frame)
+
+    def _to_user(self, user_id: int, frame: bytes) -> int:
         targets = [c for c in self._connections if c.user_id == user_id]
         for conn in targets:
             self._deliver(conn, frame)
         return len(targets)
 
-    def publish_to_role(self, role: Role, event: str, data: Any) -> int:
-        """Queue an event for every connection of users with ``role``."""
-        frame = encode_event(event, data)
+    def _to_role(self, role: Role, frame: bytes) -> int:
         targets = [c for c in self._connections if c.role is role]
         for conn in targets:
             self._deliver(conn, frame)
@@ -102,7 +140,11 @@ class Hub:
             self._drop(conn)
 
     def close_user(self, user_id: int) -> None:
-        """End the streams a user watches (logout everywhere, deactivation)."""
+        """End the streams a user watches (logout everywhere, deactivation), in every process."""
+        self._forward({"kind": "close", "user": user_id})
+        self._close_local(user_id)
+
+    def _close_local(self, user_id: int) -> None:
         for conn in [c for c in self._connections if user_id in (c.user_id, c.viewer_id)]:
             self._end(conn)
 
