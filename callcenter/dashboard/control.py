@@ -1,4 +1,5 @@
-"""A supervisor's control of agents through AMI: pause and resume, log into and out of a queue.
+"""A supervisor's control of agents through AMI: pause and resume, log into and out of a
+queue, and listen, whisper or barge into an agent's call (ChanSpy).
 
 The web layer sees only the `TelephonyControl` protocol; `AmiControl` implements it on any
 client with `send_action` (the telephony service's AMI client). Input is checked here, before
@@ -7,6 +8,7 @@ anything reaches Asterisk.
 
 from __future__ import annotations
 
+import enum
 import logging
 import re
 from collections.abc import Mapping
@@ -14,6 +16,7 @@ from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
+_ENDPOINT = re.compile(r"PJSIP/[A-Za-z0-9_-]{1,40}")
 _INTERFACE = re.compile(r"[A-Za-z][A-Za-z0-9]{0,15}/[A-Za-z0-9_.+@-]{1,80}")
 _QUEUE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -22,6 +25,43 @@ MAX_REASON = 80
 
 class ControlError(Exception):
     """Asterisk refused the action or could not be reached; the message says why."""
+
+
+class SpyMode(enum.StrEnum):
+    LISTEN = "listen"
+    WHISPER = "whisper"
+    BARGE = "barge"
+
+
+# ChanSpy options: q quiet (no beep, no channel name read out), E end with the spied channel;
+# w the supervisor talks to the agent only, B to both sides of the call.
+SPY_OPTIONS = {SpyMode.LISTEN: "qE", SpyMode.WHISPER: "qwE", SpyMode.BARGE: "qBE"}
+SPY_RING_SECONDS = 30
+
+
+def check_endpoint(value: str) -> str:
+    """A phone as users.py stores it (PJSIP/<name>): the only form put into an Originate."""
+    if not _ENDPOINT.fullmatch(value):
+        raise ValueError(f"not a phone endpoint: {value!r}")
+    return value
+
+
+def spy_action(supervisor: str, agent: str, mode: SpyMode) -> dict[str, str]:
+    """AMI Originate: ring the supervisor's phone; answered, it runs ChanSpy on the agent's
+    channels (``PJSIP/1001-…``). Only validated endpoint names reach Asterisk."""
+    supervisor, agent = check_endpoint(supervisor), check_endpoint(agent)
+    if supervisor == agent:
+        raise ValueError("a phone cannot spy on itself")
+    extension = agent.partition("/")[2]
+    return {
+        "Action": "Originate",
+        "Channel": supervisor,
+        "Application": "ChanSpy",
+        "Data": f"{agent}-,{SPY_OPTIONS[mode]}",
+        "CallerID": f'"{mode.value} {extension}" <{extension}>',
+        "Timeout": str(SPY_RING_SECONDS * 1000),
+        "Async": "true",
+    }
 
 
 def check_interface(value: str) -> str:
@@ -53,6 +93,9 @@ class TelephonyControl(Protocol):
         """Add the agent to the queue as a dynamic member."""
 
     async def log_out(self, interface: str, queue: str) -> None: ...
+
+    async def spy(self, supervisor: str, agent: str, mode: SpyMode) -> None:
+        """Ring the supervisor's phone into the agent's call (listen, whisper or barge)."""
 
 
 class ActionSender(Protocol):
@@ -104,3 +147,6 @@ class AmiControl:
     async def log_out(self, interface: str, queue: str) -> None:
         queue, interface = check_queue(queue), check_interface(interface)
         await self._send({"Action": "QueueRemove", "Queue": queue, "Interface": interface})
+
+    async def spy(self, supervisor: str, agent: str, mode: SpyMode) -> None:
+        await self._send(spy_action(supervisor, agent, mode))

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from callcenter.bus import Bus
 from callcenter.channels.telephony.events import (
     AgentRinging,
+    AgentState,
     AgentStateChanged,
     CallAnswered,
     CallEnded,
@@ -87,6 +88,11 @@ class Wallboard:
         now = self._now()
         state = self._state
         return board_json(state.queue_snapshots(now), state.agent_snapshots(now), self.policy, now)
+
+    def agent_state(self, interface: str) -> AgentState | None:
+        """The agent's state now, or None for an interface that is no queue member."""
+        found = [a for a in self._state.agent_snapshots(self._now()) if a.interface == interface]
+        return found[0].state if found else None
 
     def publish(self) -> int:
         """Push the snapshot to every watching browser tab; returns how many got it."""

@@ -22,7 +22,7 @@ from callcenter.channels.telephony.pbx import AsteriskProcess
 from callcenter.channels.telephony.pbxconfig import PbxSettings, free_port, free_udp_range
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "sipp"
-AGENT_PHONES = ("1001", "1002")
+AGENT_PHONES = ("1001", "1002", "1003")  # 1003: a supervisor's phone, in no queue
 CUSTOMER_NUMBER = "+79161234567"
 CUSTOMER_NAME = "Иван Петров"
 OUR_NUMBER = "74951234567"

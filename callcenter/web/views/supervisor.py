@@ -11,7 +11,8 @@ import logging
 from aiohttp import web
 from sqlalchemy import select
 
-from callcenter.dashboard.control import ControlError, TelephonyControl
+from callcenter.channels.telephony.events import AgentState
+from callcenter.dashboard.control import ControlError, SpyMode, TelephonyControl
 from callcenter.domain.audit import record
 from callcenter.models import Role, User
 from callcenter.web.access import SUPERVISORS, allow
@@ -44,8 +45,14 @@ async def supervisor_home(request: web.Request) -> web.Response:
         "names": names,
         "labels": {k: v for k, v in texts.items() if k.startswith("wallboard.")},
         "reasons": [v for k, v in texts.items() if k.startswith("wallboard.reason_")],
+        "spy_from": _spy_phone(require_user(request)),
     }
     return render(request, "supervisor.html", context)
+
+
+def _spy_phone(user: User) -> str:
+    """The phone a supervisor listens in from; empty for admins and supervisors without one."""
+    return (user.sip_endpoint or "") if user.role is Role.SUPERVISOR else ""
 
 
 async def _perform(control: TelephonyControl, action: str, form: dict[str, str]) -> None:
@@ -91,4 +98,46 @@ async def control_agent(request: web.Request) -> web.Response:
             details={k: form[k] for k in ("queue", "reason") if form.get(k)},
         )
     log.info("%s: %s %s", user.username, action, form.get("interface"))
+    return web.json_response({"ok": True})
+
+
+@routes.post("/supervisor/spy/{mode}")
+@allow(*SUPERVISORS)
+async def spy_on_agent(request: web.Request) -> web.Response:
+    """Listen, whisper or barge: ring the supervisor's own phone into the agent's call.
+
+    Supervisors only: admins pass the access check (and CSRF) like on every supervisor route,
+    but listening in on customers is not theirs."""
+    user = require_user(request)
+    if user.role is not Role.SUPERVISOR:
+        raise web.HTTPForbidden()
+    t = translator(language(request))
+    control, wallboard = request.app.get(CONTROL), request.app.get(WALLBOARD)
+    if control is None or wallboard is None:
+        return web.json_response({"error": t("wallboard.no_control")}, status=503)
+    try:
+        mode = SpyMode(request.match_info["mode"])
+    except ValueError:
+        return web.json_response({"error": t("errors.not_found")}, status=404)
+    interface = str((await request.post()).get("interface", ""))
+    if not user.sip_endpoint:
+        return web.json_response({"error": t("wallboard.spy_no_phone")}, status=409)
+    if wallboard.agent_state(interface) is not AgentState.ON_CALL:
+        return web.json_response({"error": t("wallboard.spy_not_on_call")}, status=409)
+    try:
+        await control.spy(user.sip_endpoint, interface, mode)
+    except ValueError as exc:
+        return web.json_response({"error": t("wallboard.bad_input", detail=str(exc))}, status=400)
+    except ControlError as exc:
+        return web.json_response({"error": t("wallboard.refused", detail=str(exc))}, status=502)
+    async with request.app[SESSIONS]() as db, db.begin():
+        record(
+            db,
+            f"agent.{mode.value}",
+            actor=user,
+            target_type="agent",
+            target_id=interface,
+            details={"from": user.sip_endpoint},
+        )
+    log.info("%s: %s on %s from %s", user.username, mode.value, interface, user.sip_endpoint)
     return web.json_response({"ok": True})

@@ -112,10 +112,10 @@
     document.getElementById("wb-no-callers").hidden = callerRows.children.length > 0;
   }
 
-  async function send(action, fields) {
+  async function send(path, fields) {
     const body = new URLSearchParams(fields);
     try {
-      const response = await fetch("/supervisor/agents/" + action, {
+      const response = await fetch(path, {
         method: "POST",
         headers: { "X-CSRF-Token": root.dataset.csrf, Accept: "application/json" },
         body: body,
@@ -157,19 +157,28 @@
     reason.setAttribute("aria-label", label("reason"));
     pause.appendChild(reason);
     pause.appendChild(button("wb-pause", label("pause"), () =>
-      send("pause", { interface: interfaceName, reason: reason.value })));
+      send("/supervisor/agents/pause", { interface: interfaceName, reason: reason.value })));
     pause.appendChild(button("wb-resume", label("resume"), () =>
-      send("resume", { interface: interfaceName })));
+      send("/supervisor/agents/resume", { interface: interfaceName })));
     const member = element("div", "wb-actions");
     const queue = element("select", "wb-queue");
     queue.setAttribute("aria-label", label("queue"));
     member.appendChild(queue);
     member.appendChild(button("wb-login", label("log_in"), () =>
-      send("login", { interface: interfaceName, queue: queue.value })));
+      send("/supervisor/agents/login", { interface: interfaceName, queue: queue.value })));
     member.appendChild(button("wb-logout", label("log_out"), () =>
-      send("logout", { interface: interfaceName, queue: queue.value })));
+      send("/supervisor/agents/logout", { interface: interfaceName, queue: queue.value })));
     actions.appendChild(pause);
     actions.appendChild(member);
+    if (root.dataset.spy) {
+      // Listening in rings the supervisor's own phone (data-spy) into the agent's call.
+      const spy = element("div", "wb-actions wb-spy");
+      for (const mode of ["listen", "whisper", "barge"]) {
+        spy.appendChild(button("wb-" + mode, label("spy_" + mode), () =>
+          send("/supervisor/spy/" + mode, { interface: interfaceName })));
+      }
+      actions.appendChild(spy);
+    }
     return row;
   }
 
@@ -220,6 +229,9 @@
         .map((q) => (paused.has(q) ? q + " (" + label("paused_in") + ")" : q))
         .join(", ") || "—";
       fillQueueSelect(row.querySelector("select.wb-queue"));
+      for (const spy of row.querySelectorAll(".wb-spy button")) {
+        spy.disabled = a.state !== "on_call";
+      }
       // Move a row only when it is out of place: moving it would take the focus from its input.
       const here = agentRows.children[index] || null;
       if (here !== row) {
