@@ -339,6 +339,8 @@ class _Batch:
         self.open: dict[int, list[Ticket]] = {}
         """Each involved customer's open tickets, newest first, as the batch changes them."""
         self.hinted: dict[int, Ticket] = {}
+        self.loaded: list[object] = []
+        """Rows read up front; held here because the session's identity map is weak."""
 
     async def run(self, messages: Sequence[InboundMessage]) -> list[IngestResult]:
         session = self.session
@@ -488,7 +490,7 @@ class _Batch:
         """Bring rows into the identity map in one query, so that ``get`` finds them there."""
         ids = set(ids)
         if ids:
-            list(await self.session.scalars(select(model).where(model.id.in_(ids))))
+            self.loaded += await self.session.scalars(select(model).where(model.id.in_(ids)))
 
     async def _load_tickets(self, customer_ids: set[int], hints: set[int | None]) -> None:
         session = self.session
