@@ -133,9 +133,9 @@ async def _seed(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_classify(settings: Settings, args: argparse.Namespace) -> int:
-    from callcenter.classify.cli import run
+    from callcenter.classify.cli import run_stored
 
-    return run(sys.stdin, sys.stdout)
+    return run_stored(settings.resolved_database_url, sys.stdin, sys.stdout)
 
 
 def _parser() -> argparse.ArgumentParser:

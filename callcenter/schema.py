@@ -8,10 +8,12 @@ from callcenter.automation import models as automation_models
 from callcenter.channels.email import models as email_models
 from callcenter.channels.telegram import models as telegram_models
 from callcenter.channels.telephony import models as telephony_models
+from callcenter.classify import models as classify_models
 
 metadata = models.Base.metadata
 FEATURE_MODELS = (
     automation_models,
+    classify_models,
     email_models,
     telegram_models,
     telephony_models,

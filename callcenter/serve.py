@@ -20,6 +20,7 @@ from callcenter.channels.telegram.worker import TelegramChannel
 from callcenter.channels.telephony.fastagi import run_agi_server
 from callcenter.channels.telephony.service import TelephonyService, queue_settings
 from callcenter.channels.telephony.stasis import run_ari_app
+from callcenter.classify.live import LiveDictionary
 from callcenter.config import Settings
 from callcenter.dashboard.control import AmiControl
 from callcenter.dashboard.dialer import BusClickToCall
@@ -67,6 +68,7 @@ async def serve(settings: Settings, host: str, port: int, stop: asyncio.Event) -
             web_component(app, host, port),
             Component("automation", functools.partial(run_automation, settings, sessions, bus)),
             Component("fastagi", functools.partial(run_agi_server, settings, sessions)),
+            Component("classifier", LiveDictionary(sessions).run),
             database_probe(engine),
         ]
         if engine.dialect.name == "postgresql":  # several web processes may share it

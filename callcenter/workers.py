@@ -10,6 +10,7 @@ import asyncio
 import signal
 
 from callcenter.bus import Bus
+from callcenter.classify.live import LiveDictionary
 from callcenter.config import Settings
 from callcenter.db import create_engine, session_factory
 
@@ -21,6 +22,7 @@ async def _run(settings: Settings, kind: str) -> None:
         loop.add_signal_handler(signum, stop.set)
     engine = create_engine(settings.resolved_database_url)
     sessions = session_factory(engine)
+    dictionary = asyncio.create_task(LiveDictionary(sessions).run(stop))  # admins' patterns
     try:
         if kind == "telegram":
             from callcenter.channels.telegram.worker import run_telegram_worker
@@ -31,6 +33,8 @@ async def _run(settings: Settings, kind: str) -> None:
 
             await run_email_worker(settings, sessions, Bus(), stop)
     finally:
+        stop.set()
+        await dictionary
         await engine.dispose()
 
 

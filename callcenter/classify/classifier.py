@@ -137,6 +137,20 @@ def default_classifier() -> Classifier:
     return Classifier()
 
 
+_active: Classifier | None = None
+
+
+def activate(classifier: Classifier | None) -> None:
+    """Make ``classify`` use this classifier (None: the shipped patterns again)."""
+    global _active
+    _active = classifier
+
+
+def active_classifier() -> Classifier:
+    """What ``classify`` uses: the admins' dictionary once activated, else the shipped one."""
+    return _active if _active is not None else default_classifier()
+
+
 def classify(text: str) -> Classification:
-    """Classify one message with the shipped patterns."""
-    return default_classifier().classify(text)
+    """Classify one message with the process's active dictionary (see classify.live)."""
+    return active_classifier().classify(text)

@@ -6,11 +6,14 @@ line gives empty lists, so output line N always answers input line N.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
 from collections.abc import Iterable, Iterator
 from typing import TextIO
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from callcenter.classify.classifier import Classifier, default_classifier
 
@@ -66,6 +69,37 @@ def run(stdin: TextIO, stdout: TextIO) -> int:
     count = classify_lines(lines, stdout, default_classifier())
     log.info("classified %d messages", count)
     return 0
+
+
+async def _run_stored(database_url: str, binary: Iterable[bytes], stdout: TextIO) -> int:
+    from callcenter.classify.live import LiveDictionary
+    from callcenter.db import create_engine, session_factory
+
+    engine = create_engine(database_url)
+    live = LiveDictionary(session_factory(engine), install=None)
+    lines = iter(binary)
+    count = 0
+    try:
+        while (raw := await asyncio.to_thread(next, lines, None)) is not None:
+            try:
+                await live.maybe_refresh()
+            except (SQLAlchemyError, OSError) as exc:  # no database (yet): the shipped patterns
+                log.warning("classifier dictionary not readable, using v%d: %s", live.version, exc)
+            classify_lines([decode_line(raw)], stdout, live.classifier)
+            count += 1
+    finally:
+        await engine.dispose()
+    log.info("classified %d messages with dictionary v%d", count, live.version)
+    return 0
+
+
+def run_stored(database_url: str, stdin: TextIO, stdout: TextIO) -> int:
+    """Like ``run``, with the admins' dictionary from the database, re-read when it changes
+    (checked at most every few seconds, so a long-running pipe follows the admins' edits)."""
+    binary = getattr(stdin, "buffer", None)
+    if binary is None:
+        binary = (line.encode("utf-8") for line in stdin)
+    return asyncio.run(_run_stored(database_url, binary, stdout))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ TOKEN_ROUTES = {
 }
 TELEGRAM_WEBHOOK = re.compile(r"^/telegram/")
 SUPERVISOR_ONLY = ["/supervisor"]
-ADMIN_ONLY = ["/admin/users", "/admin/audit", "/status"]
+ADMIN_ONLY = ["/admin/users", "/admin/audit", "/admin/classifier", "/status"]
 
 
 def _routes(app: web.Application) -> list[tuple[str, str, object]]:

@@ -9,7 +9,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from callcenter.models import Base, BigID, JSONType, _enum, utcnow
@@ -20,6 +20,7 @@ class CallbackStatus(enum.StrEnum):
     ASSIGNED = "assigned"
     DONE = "done"
     CANCELLED = "cancelled"
+    FAILED = "failed"
 
 
 OPEN_CALLBACK_STATUSES = (CallbackStatus.REQUESTED, CallbackStatus.ASSIGNED)
@@ -42,6 +43,16 @@ class CallbackRequest(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     due_at: Mapped[datetime | None] = mapped_column(default=None)
     note: Mapped[str] = mapped_column(Text, default="")
+    # Dialling (callcenter.automation.callbacks and the telephony's dialler):
+    queue: Mapped[str] = mapped_column(String(64), default="")
+    """The queue whose agents should call back; empty: any queue."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    """Times the customer's phone was rung."""
+    agent_endpoint: Mapped[str] = mapped_column(String(64), default="")
+    last_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
+    outcome: Mapped[str] = mapped_column(String(200), default="")
+    lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    """While dialling, the dialler holding it; a lapsed lease lets another take it again."""
 
 
 class TelegramUpdate(Base):
