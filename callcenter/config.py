@@ -26,6 +26,9 @@ SECRET_FIELDS = frozenset(
         "imap_password",
         "session_key",
         "metrics_token",
+        "bitrix24_webhook_code",
+        "zoho_client_secret",
+        "zoho_refresh_token",
     }
 )
 
@@ -46,11 +49,26 @@ class Settings:
     web_port: int = 8080
     public_url: str = ""
     """The address customers and agents reach the web app at (links in emails)."""
+    trusted_proxies: str = ""
+    """Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For and
+    X-Forwarded-Proto are believed (the client address for the login limiter and audit)."""
     business_hours: str = "mon-fri 09:00-18:00"
     auto_emails_per_hour: int = 5
     """At most this many automatic emails to one address per hour (mail-loop guard)."""
     wrapup_dispositions: str = "Вопрос решён,Нужен перезвон,Передано в отдел,Жалоба,Ошибся номером"
     """Comma-separated outcomes an agent picks from in the after-call wrap-up form."""
+
+    # The supervisor's wallboard ([wallboard] in the config file). A queue's service-level
+    # threshold in seconds stays Asterisk's (servicelevel in queues.conf).
+    wallboard_service_level_target: int = 80
+    """Percent answered within the queue's threshold; a queue under it is coloured."""
+    wallboard_long_wait_seconds: int = 60
+    """A caller waiting this long or longer is coloured."""
+    wallboard_repeat_contact_goal: int = 5
+    wallboard_repeat_contact_alarm: int = 15
+    """Percent of solved tickets followed by a new contact about the same issue within 7 days."""
+    wallboard_answer_promise_minutes: int = 120
+    """The first answer to a Telegram or email message is promised within this time."""
 
     ami_host: str = "127.0.0.1"
     ami_port: int = 5038
@@ -77,6 +95,19 @@ class Settings:
     email_max_attachment_bytes: int = 10 * 2**20
     telegram_api_base: str = "https://api.telegram.org"
 
+    crm_provider: str = ""
+    """Empty (no CRM), bitrix24 or zoho."""
+    crm_lookup_timeout_ms: int = 300
+    """How long a screen-pop waits for the CRM's customer data before showing without it."""
+    crm_cache_seconds: int = 300
+    bitrix24_portal: str = ""
+    """https://example.bitrix24.ru; the inbound webhook's code is bitrix24_webhook_code (secret)."""
+    bitrix24_user_id: int = 1
+    """The Bitrix24 user the inbound webhook belongs to; calls are registered to this user."""
+    zoho_accounts_url: str = "https://accounts.zoho.com"
+    zoho_api_url: str = "https://www.zohoapis.com"
+    zoho_client_id: str = ""
+
     ami_password: str = field(default="", repr=False)
     ari_password: str = field(default="", repr=False)
     telegram_token: str = field(default="", repr=False)
@@ -85,6 +116,9 @@ class Settings:
     imap_password: str = field(default="", repr=False)
     session_key: str = field(default="", repr=False)
     metrics_token: str = field(default="", repr=False)
+    bitrix24_webhook_code: str = field(default="", repr=False)
+    zoho_client_secret: str = field(default="", repr=False)
+    zoho_refresh_token: str = field(default="", repr=False)
 
     @property
     def resolved_database_url(self) -> str:

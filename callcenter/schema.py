@@ -9,11 +9,13 @@ from callcenter.channels.email import models as email_models
 from callcenter.channels.telegram import models as telegram_models
 from callcenter.channels.telephony import models as telephony_models
 from callcenter.classify import models as classify_models
+from callcenter.crm import models as crm_models
 
 metadata = models.Base.metadata
 FEATURE_MODELS = (
     automation_models,
     classify_models,
+    crm_models,
     email_models,
     telegram_models,
     telephony_models,

@@ -1,0 +1,1 @@
+"""CRM connectors (Bitrix24, Zoho CRM) and signed outgoing webhooks."""

@@ -1,0 +1,81 @@
+"""What the product asks of a CRM, whichever vendor: find a customer, record tickets, messages
+and calls. Connectors raise the outbox's ``RetryLater`` (network, 5xx, rate limit, expired
+credentials) or ``PermanentFailure`` (the CRM refused the data) so pushes retry through it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class CrmProfile:
+    """The CRM's view of a customer, as the screen-pop shows it (all plain text)."""
+
+    crm_id: str
+    name: str = ""
+    company: str = ""
+    manager: str = ""
+    deal_stage: str = ""
+    lifetime_value: str = ""
+
+
+@dataclass(frozen=True)
+class Contact:
+    name: str = ""
+    phones: list[str] = field(default_factory=list)
+    emails: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TicketPush:
+    ticket_id: int
+    subject: str
+    text: str
+    channel: str
+    contact: Contact
+
+
+@dataclass(frozen=True)
+class MessagePush:
+    interaction_id: int
+    ticket_id: int
+    channel: str
+    text: str
+
+
+@dataclass(frozen=True)
+class CallPush:
+    interaction_id: int
+    phone: str
+    started_at: str
+    """ISO 8601 with offset."""
+    duration_seconds: int
+    answered: bool
+    recording_url: str = ""
+    contact_name: str = ""
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A CRM entity: its type (lead, deal, Leads, Calls ...) and id."""
+
+    type: str
+    id: str
+
+
+class Connector(Protocol):
+    name: str
+
+    async def lookup(self, *, phone: str = "", email: str = "") -> CrmProfile | None: ...
+
+    async def push_ticket(self, ticket: TicketPush) -> Ref: ...
+
+    async def push_message(self, message: MessagePush, parent: Ref) -> Ref: ...
+
+    async def push_call(self, call: CallPush) -> Ref: ...
+
+
+def money(amount: float, currency: str) -> str:
+    whole = f"{amount:,.2f}".replace(",", "\u00a0").removesuffix(".00")
+    return f"{whole} {currency}".strip()
