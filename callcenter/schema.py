@@ -4,6 +4,7 @@ Importing this module registers all models; Alembic and the tests compare agains
 """
 
 from callcenter import models, workspace_models
+from callcenter.analytics import models as analytics_models
 from callcenter.automation import models as automation_models
 from callcenter.channels.email import models as email_models
 from callcenter.channels.telegram import models as telegram_models
@@ -13,6 +14,7 @@ from callcenter.crm import models as crm_models
 
 metadata = models.Base.metadata
 FEATURE_MODELS = (
+    analytics_models,
     automation_models,
     classify_models,
     crm_models,

@@ -7,15 +7,88 @@ Create Date: 2026-11-28
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+from alembic import op
+
 revision: str = "0011"
 down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def _count(name: str) -> sa.Column:
+    return sa.Column(name, sa.Integer(), nullable=False)
+
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "analytics_contacts",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("hour", sa.SmallInteger(), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("queue", sa.String(length=64), nullable=False),
+        sa.Column("agent_id", sa.Integer(), nullable=False),
+        sa.Column("intent", sa.String(length=64), nullable=False),
+        _count("contacts"),
+        _count("calls"),
+        _count("answered"),
+        _count("answered_in_sl"),
+        _count("abandoned"),
+        sa.PrimaryKeyConstraint(
+            "day", "hour", "channel", "queue", "agent_id", "intent",
+            name=op.f("pk_analytics_contacts"),
+        ),
+    )  # fmt: skip
+    op.create_table(
+        "analytics_transitions",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("from_channel", sa.String(length=16), nullable=False),
+        sa.Column("to_channel", sa.String(length=16), nullable=False),
+        sa.Column("unanswered", sa.Boolean(), nullable=False),
+        _count("moves"),
+        sa.PrimaryKeyConstraint(
+            "day", "from_channel", "to_channel", "unanswered",
+            name=op.f("pk_analytics_transitions"),
+        ),
+    )  # fmt: skip
+    op.create_table(
+        "analytics_tickets",
+        sa.Column("ticket_id", ID, autoincrement=False, nullable=False),
+        sa.Column("customer_id", sa.BigInteger(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("agent_id", sa.Integer(), nullable=False),
+        sa.Column("intent", sa.String(length=64), nullable=False),
+        sa.Column("frt_seconds", sa.Integer(), nullable=True),
+        sa.Column("resolution_seconds", sa.Integer(), nullable=True),
+        sa.Column("solved_day", sa.Date(), nullable=True),
+        sa.Column("repeat", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("ticket_id", name=op.f("pk_analytics_tickets")),
+    )
+    op.create_index("ix_analytics_tickets_day", "analytics_tickets", ["day", "channel"])
+    op.create_index(
+        "ix_analytics_tickets_solved_day", "analytics_tickets", ["solved_day", "channel"]
+    )
+    op.create_table(
+        "analytics_state",
+        sa.Column("name", sa.String(length=32), nullable=False),
+        sa.Column("value", sa.BigInteger(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_analytics_state")),
+    )
+    op.create_index("ix_analytics_interactions_occurred_at", "interactions", ["occurred_at"])
+    op.create_index("ix_analytics_tickets_updated_at", "tickets", ["updated_at"])
 
 
 def downgrade() -> None:
-    pass
+    op.drop_index("ix_analytics_tickets_updated_at", table_name="tickets")
+    op.drop_index("ix_analytics_interactions_occurred_at", table_name="interactions")
+    for table in (
+        "analytics_state",
+        "analytics_tickets",
+        "analytics_transitions",
+        "analytics_contacts",
+    ):
+        op.drop_table(table)

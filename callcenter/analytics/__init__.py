@@ -1,0 +1,1 @@
+"""Omnichannel analytics: rollups refreshed by a supervised component, figures, charts, CSV."""

@@ -1,0 +1,350 @@
+"""The figures of each analytics page, read from the rollups (NPS from the answers themselves).
+
+Every page answers a list of ``Table``; the template, the charts and the CSV export all read
+the same tables, so what is downloaded is what is shown.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callcenter.analytics.models import NO_AGENT, ContactRollup, TicketFact, TransitionRollup
+from callcenter.analytics.refresh import Calendar
+from callcenter.automation.models import SurveyAnswer
+from callcenter.models import Queue, Ticket
+
+DEFAULT_DAYS = 30
+REPEAT_GOAL = 5.0
+REPEAT_ALARM = 15.0
+CHANNELS = ("call", "telegram", "email")
+
+
+@dataclass(frozen=True)
+class Filters:
+    first: date
+    last: date
+    channel: str | None = None
+    queue: str | None = None
+    agent_id: int | None = None
+
+    @classmethod
+    def parse(cls, query: Mapping[str, str], today: date) -> Filters:
+        """Filters from a query string; anything malformed falls back to its default."""
+
+        def day(name: str, default: date) -> date:
+            try:
+                return date.fromisoformat(query.get(name, ""))
+            except ValueError:
+                return default
+
+        last = day("to", today)
+        first = day("from", last - timedelta(days=DEFAULT_DAYS - 1))
+        first, last = min(first, last), max(first, last)
+        channel = query.get("channel") or None
+        agent = query.get("agent", "")
+        return cls(
+            first=first,
+            last=last,
+            channel=channel if channel in CHANNELS else None,
+            queue=(query.get("queue") or "")[:64] or None,
+            agent_id=int(agent) if agent.isdigit() else None,
+        )
+
+    def query(self) -> dict[str, str]:
+        values = {"from": self.first.isoformat(), "to": self.last.isoformat()}
+        if self.channel:
+            values["channel"] = self.channel
+        if self.queue:
+            values["queue"] = self.queue
+        if self.agent_id is not None:
+            values["agent"] = str(self.agent_id)
+        return values
+
+
+@dataclass
+class Table:
+    """A titled table: ``columns`` are catalog keys, ``rows`` the raw values."""
+
+    name: str
+    columns: list[str]
+    rows: list[list[Any]] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+    """How to show each column: ``text``, ``int``, ``seconds`` or ``percent``."""
+
+
+def rate(part: int, whole: int) -> float | None:
+    return round(100.0 * part / whole, 1) if whole else None
+
+
+def _avg(total: int | None, count: int) -> float | None:
+    return round(total / count, 1) if count and total is not None else None
+
+
+def _contacts_where(f: Filters) -> list[ColumnElement[bool]]:
+    where = [ContactRollup.day >= f.first, ContactRollup.day <= f.last]
+    if f.channel:
+        where.append(ContactRollup.channel == f.channel)
+    if f.queue:
+        where.append(ContactRollup.queue == f.queue)
+    if f.agent_id is not None:
+        where.append(ContactRollup.agent_id == f.agent_id)
+    return where
+
+
+def _tickets_where(f: Filters, day: Any = TicketFact.day) -> list[ColumnElement[bool]]:
+    where = [day >= f.first, day <= f.last]
+    if f.channel:
+        where.append(TicketFact.channel == f.channel)
+    if f.agent_id is not None:
+        where.append(TicketFact.agent_id == f.agent_id)
+    return where
+
+
+async def _medians(
+    session: AsyncSession, value: Any, where: Sequence[ColumnElement[bool]]
+) -> dict[str, float]:
+    """Exact median of ``value`` per ticket channel (non-null values only)."""
+    where = [*where, value.is_not(None)]
+    if session.bind.dialect.name == "postgresql":
+        query: Select[Any] = (
+            select(TicketFact.channel, func.percentile_cont(0.5).within_group(value))
+            .where(*where)
+            .group_by(TicketFact.channel)
+        )
+        return {channel: float(m) for channel, m in await session.execute(query)}
+    values: dict[str, list[int]] = defaultdict(list)
+    for channel, v in await session.execute(select(TicketFact.channel, value).where(*where)):
+        values[channel].append(v)
+    return {channel: float(statistics.median(vs)) for channel, vs in values.items()}
+
+
+async def overview(session: AsyncSession, f: Filters) -> list[Table]:
+    """First response, resolution, volume per channel and intent, SL and abandon per hour."""
+    where = _tickets_where(f)
+    sums = await session.execute(
+        select(
+            TicketFact.channel,
+            func.count(),
+            func.count(TicketFact.frt_seconds),
+            func.sum(TicketFact.frt_seconds),
+            func.count(TicketFact.resolution_seconds),
+            func.sum(TicketFact.resolution_seconds),
+        )
+        .where(*where)
+        .group_by(TicketFact.channel)
+        .order_by(TicketFact.channel)
+    )
+    frt_median = await _medians(session, TicketFact.frt_seconds, where)
+    resolution_median = await _medians(session, TicketFact.resolution_seconds, where)
+    frt = Table(
+        "frt",
+        [
+            "analytics.channel",
+            "analytics.tickets",
+            "analytics.responded",
+            "analytics.frt_avg",
+            "analytics.frt_median",
+        ],
+        kinds=["channel", "int", "int", "seconds", "seconds"],
+    )
+    resolution = Table(
+        "resolution",
+        [
+            "analytics.channel",
+            "analytics.tickets",
+            "analytics.solved",
+            "analytics.resolution_avg",
+            "analytics.resolution_median",
+        ],
+        kinds=["channel", "int", "int", "seconds", "seconds"],
+    )
+    for channel, tickets, responded, frt_sum, solved, res_sum in sums:
+        frt.rows.append(
+            [channel, tickets, responded, _avg(frt_sum, responded), frt_median.get(channel)]
+        )
+        resolution.rows.append(
+            [channel, tickets, solved, _avg(res_sum, solved), resolution_median.get(channel)]
+        )
+
+    contacts = _contacts_where(f)
+    by_channel = Table(
+        "volume_channel", ["analytics.channel", "analytics.contacts"], kinds=["channel", "int"]
+    )
+    by_channel.rows = [
+        list(r)
+        for r in await session.execute(
+            select(ContactRollup.channel, func.sum(ContactRollup.contacts))
+            .where(*contacts)
+            .group_by(ContactRollup.channel)
+            .order_by(ContactRollup.channel)
+        )
+    ]
+    by_intent = Table(
+        "volume_intent", ["analytics.intent", "analytics.contacts"], kinds=["intent", "int"]
+    )
+    total = func.sum(ContactRollup.contacts)
+    by_intent.rows = [
+        list(r)
+        for r in await session.execute(
+            select(ContactRollup.intent, total)
+            .where(*contacts)
+            .group_by(ContactRollup.intent)
+            .order_by(total.desc(), ContactRollup.intent)
+        )
+    ]
+    return [frt, resolution, by_channel, by_intent, await _service(session, f)]
+
+
+async def _service(session: AsyncSession, f: Filters) -> Table:
+    """Service level and abandon rate per queue and hour of the day."""
+    counted = {
+        name: flag
+        for name, flag in await session.execute(
+            select(Queue.name, Queue.abandoned_in_service_level)
+        )
+    }
+    table = Table(
+        "service",
+        [
+            "analytics.queue",
+            "analytics.hour",
+            "analytics.calls",
+            "analytics.answered",
+            "analytics.abandoned",
+            "analytics.sl",
+            "analytics.abandon_rate",
+        ],
+        kinds=["text", "hour", "int", "int", "int", "percent", "percent"],
+    )
+    rows = await session.execute(
+        select(
+            ContactRollup.queue,
+            ContactRollup.hour,
+            func.sum(ContactRollup.calls),
+            func.sum(ContactRollup.answered),
+            func.sum(ContactRollup.answered_in_sl),
+            func.sum(ContactRollup.abandoned),
+        )
+        .where(*_contacts_where(f), ContactRollup.queue != "")
+        .group_by(ContactRollup.queue, ContactRollup.hour)
+        .order_by(ContactRollup.queue, ContactRollup.hour)
+    )
+    for queue, hour, calls, answered, in_sl, abandoned in rows:
+        base = answered + (abandoned if counted.get(queue) else 0)
+        table.rows.append(
+            [queue, hour, calls, answered, abandoned, rate(in_sl, base), rate(abandoned, calls)]
+        )
+    return table
+
+
+async def repeat_contacts(session: AsyncSession, f: Filters) -> list[Table]:
+    """Share of solved tickets that the customer came back about within 7 days."""
+    where = _tickets_where(f, TicketFact.solved_day)
+    repeats = func.count().filter(TicketFact.repeat)
+    by_day = Table(
+        "repeat_day",
+        ["analytics.day", "analytics.solved", "analytics.repeats", "analytics.repeat_rate"],
+        kinds=["text", "int", "int", "percent"],
+    )
+    for day, solved, n in await session.execute(
+        select(TicketFact.solved_day, func.count(), repeats)
+        .where(*where)
+        .group_by(TicketFact.solved_day)
+        .order_by(TicketFact.solved_day)
+    ):
+        by_day.rows.append([day.isoformat(), solved, n, rate(n, solved)])
+    by_channel = Table(
+        "repeat_channel",
+        ["analytics.channel", "analytics.solved", "analytics.repeats", "analytics.repeat_rate"],
+        kinds=["channel", "int", "int", "percent"],
+    )
+    for channel, solved, n in await session.execute(
+        select(TicketFact.channel, func.count(), repeats)
+        .where(*where)
+        .group_by(TicketFact.channel)
+        .order_by(TicketFact.channel)
+    ):
+        by_channel.rows.append([channel, solved, n, rate(n, solved)])
+    solved = sum(r[1] for r in by_channel.rows)
+    n = sum(r[2] for r in by_channel.rows)
+    by_channel.rows.append(["", solved, n, rate(n, solved)])
+    return [by_channel, by_day]
+
+
+def nps_score(promoters: int, detractors: int, answers: int) -> float | None:
+    return round(100.0 * (promoters - detractors) / answers, 1) if answers else None
+
+
+async def nps(session: AsyncSession, calendar: Calendar, f: Filters) -> list[Table]:
+    """NPS (promoters 9-10 minus detractors 0-6, in % of answers) per channel and per agent."""
+    start, end = calendar.bounds(f.first, f.last)
+    where = [SurveyAnswer.answered_at >= start, SurveyAnswer.answered_at < end]
+    if f.channel:
+        where.append(Ticket.channel == f.channel)
+    if f.agent_id is not None:
+        where.append(func.coalesce(Ticket.assignee_id, NO_AGENT) == f.agent_id)
+    promoters = func.count().filter(SurveyAnswer.score >= 9)
+    detractors = func.count().filter(SurveyAnswer.score <= 6)
+    tables = []
+    for name, key, kind in (
+        ("nps_channel", Ticket.channel, "channel"),
+        ("nps_agent", func.coalesce(Ticket.assignee_id, NO_AGENT), "agent"),
+    ):
+        table = Table(
+            name,
+            [
+                f"analytics.{kind}",
+                "analytics.answers",
+                "analytics.promoters",
+                "analytics.passives",
+                "analytics.detractors",
+                "analytics.nps",
+            ],
+            kinds=[kind, "int", "int", "int", "int", "number"],
+        )
+        for group, answers, p, d in await session.execute(
+            select(key, func.count(), promoters, detractors)
+            .join(Ticket, Ticket.id == SurveyAnswer.ticket_id)
+            .where(*where)
+            .group_by(key)
+            .order_by(key)
+        ):
+            value = group.value if hasattr(group, "value") else group
+            table.rows.append([value, answers, p, answers - p - d, d, nps_score(p, d, answers)])
+        tables.append(table)
+    return tables
+
+
+async def transitions(session: AsyncSession, f: Filters) -> list[Table]:
+    """Moves from one channel to the customer's next contact within 24 h."""
+    where = [TransitionRollup.day >= f.first, TransitionRollup.day <= f.last]
+    if f.channel:
+        moved = (TransitionRollup.from_channel, TransitionRollup.to_channel)
+        where.append(or_(*(c == f.channel for c in moved)))
+    table = Table(
+        "transitions",
+        ["analytics.from", "analytics.to", "analytics.moves", "analytics.after_no_answer"],
+        kinds=["channel", "channel", "int", "int"],
+    )
+    no_answer = func.sum(TransitionRollup.moves).filter(TransitionRollup.unanswered)
+    for a, b, moves, lost in await session.execute(
+        select(
+            TransitionRollup.from_channel,
+            TransitionRollup.to_channel,
+            func.sum(TransitionRollup.moves),
+            no_answer,
+        )
+        .where(*where)
+        .group_by(TransitionRollup.from_channel, TransitionRollup.to_channel)
+        .order_by(TransitionRollup.from_channel, TransitionRollup.to_channel)
+    ):
+        table.rows.append([a, b, moves, lost or 0])
+    return [table]

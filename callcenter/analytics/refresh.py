@@ -1,0 +1,402 @@
+"""Keeping the rollups in step with the core tables.
+
+A unit of work recomputes one local day of contacts, one day of transitions, or a batch of
+tickets, whole, from the core tables, in its own transaction. The refresher finds what changed
+since its last run (new interactions by id, tickets by ``updated_at``) and redoes only that;
+the first run builds everything. Rows written by transactions that commit late are caught by
+looking back over the last ids and remembering which ones were already seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcenter.analytics.models import (
+    NO_AGENT,
+    ContactRollup,
+    RefreshState,
+    TicketFact,
+    TransitionRollup,
+)
+from callcenter.models import (
+    Call,
+    CallOutcome,
+    Channel,
+    Direction,
+    Interaction,
+    Queue,
+    Ticket,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+REPEAT_WINDOW = timedelta(days=7)
+TRANSITION_WINDOW = timedelta(hours=24)
+DEFAULT_SL_SECONDS = 20
+"""The service-level threshold of a queue that has no row in ``queues`` (the model's default)."""
+TICKET_BATCH = 5000
+LOOKBACK_IDS = 1000
+TICKET_OVERLAP = timedelta(minutes=5)
+_LOCK = 0x616E616C  # "anal": one refresher writes at a time (PostgreSQL advisory lock)
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """Local days of the contact centre's time zone."""
+
+    zone: ZoneInfo
+
+    def day(self, moment: datetime) -> date:
+        return moment.astimezone(self.zone).date()
+
+    def hour(self, moment: datetime) -> int:
+        return moment.astimezone(self.zone).hour
+
+    def start(self, day: date) -> datetime:
+        return datetime.combine(day, time(0), tzinfo=self.zone).astimezone(UTC)
+
+    def bounds(self, first: date, last: date) -> tuple[datetime, datetime]:
+        """UTC start of ``first`` and end of ``last`` (exclusive)."""
+        return self.start(first), self.start(last + timedelta(days=1))
+
+
+async def _lock(session: AsyncSession) -> None:
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
+
+
+def _first(values: list[str] | None) -> str:
+    return str(values[0])[:64] if values else ""
+
+
+async def _thresholds(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(select(Queue.name, Queue.service_level_seconds))
+    return {name: seconds for name, seconds in rows}
+
+
+async def rebuild_contacts_day(session: AsyncSession, calendar: Calendar, day: date) -> None:
+    """Recompute the inbound contacts of one local day; the caller commits."""
+    start, end = calendar.bounds(day, day)
+    thresholds = await _thresholds(session)
+    rows = await session.execute(
+        select(
+            Interaction.occurred_at,
+            Interaction.channel,
+            Interaction.intents,
+            func.coalesce(Call.agent_id, Interaction.agent_id, Ticket.assignee_id),
+            Call.queue,
+            Call.outcome,
+            Call.wait_seconds,
+        )
+        .outerjoin(Call, Call.interaction_id == Interaction.id)
+        .outerjoin(Ticket, Ticket.id == Interaction.ticket_id)
+        .where(
+            Interaction.occurred_at >= start,
+            Interaction.occurred_at < end,
+            Interaction.direction == Direction.INBOUND,
+            Interaction.channel != Channel.NOTE,
+        )
+    )
+    sums: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
+    for at, channel, intents, agent, queue, outcome, wait in rows:
+        key = (calendar.hour(at), channel.value, queue or "", agent or NO_AGENT, _first(intents))
+        counts = sums[key]
+        counts["contacts"] += 1
+        if outcome is None:
+            continue
+        counts["calls"] += 1
+        if outcome == CallOutcome.ANSWERED:
+            counts["answered"] += 1
+            if wait <= thresholds.get(queue or "", DEFAULT_SL_SECONDS):
+                counts["answered_in_sl"] += 1
+        elif outcome == CallOutcome.ABANDONED:
+            counts["abandoned"] += 1
+    await session.execute(delete(ContactRollup).where(ContactRollup.day == day))
+    columns = ("contacts", "calls", "answered", "answered_in_sl", "abandoned")
+    values = [
+        dict(
+            day=day,
+            hour=hour,
+            channel=channel,
+            queue=queue,
+            agent_id=agent,
+            intent=intent,
+            **{c: counts[c] for c in columns},
+        )
+        for (hour, channel, queue, agent, intent), counts in sums.items()
+    ]
+    if values:
+        await session.execute(insert(ContactRollup), values)
+
+
+async def rebuild_transitions_day(session: AsyncSession, calendar: Calendar, day: date) -> None:
+    """Recompute where the customers who contacted us on ``day`` turned next within 24 h.
+
+    A contact is unanswered when it is a call that was not answered, or a message the customer
+    followed up before any outbound interaction reached them.
+    """
+    start, end = calendar.bounds(day, day)
+    rows = await session.execute(
+        select(
+            Interaction.customer_id,
+            Interaction.occurred_at,
+            Interaction.channel,
+            Interaction.direction,
+            Call.outcome,
+        )
+        .outerjoin(Call, Call.interaction_id == Interaction.id)
+        .where(
+            Interaction.occurred_at >= start,
+            Interaction.occurred_at < end + TRANSITION_WINDOW,
+            Interaction.channel != Channel.NOTE,
+            Interaction.direction != Direction.INTERNAL,
+        )
+        .order_by(Interaction.customer_id, Interaction.occurred_at, Interaction.id)
+    )
+    moves: Counter[tuple[str, str, bool]] = Counter()
+    pending: tuple[datetime, str, bool] | None = None  # the customer's last inbound contact
+    customer = None
+    for customer_id, at, channel, direction, outcome in rows:
+        if customer_id != customer:
+            customer, pending = customer_id, None
+        if direction == Direction.OUTBOUND:
+            if pending is not None and outcome in (None, CallOutcome.ANSWERED):
+                pending = (pending[0], pending[1], False)
+            continue
+        if pending is not None and at - pending[0] <= TRANSITION_WINDOW and pending[0] < end:
+            moves[(pending[1], channel.value, pending[2])] += 1
+        unanswered = outcome != CallOutcome.ANSWERED if outcome is not None else True
+        pending = (at, channel.value, unanswered)
+    await session.execute(delete(TransitionRollup).where(TransitionRollup.day == day))
+    values = [
+        dict(day=day, from_channel=a, to_channel=b, unanswered=u, moves=n)
+        for (a, b, u), n in moves.items()
+    ]
+    if values:
+        await session.execute(insert(TransitionRollup), values)
+
+
+def _seconds(later: datetime | None, earlier: datetime) -> int | None:
+    return None if later is None else max(0, int((later - earlier).total_seconds()))
+
+
+def _same_issue(ticket: Ticket, intents: list[str], orders: list[str]) -> bool:
+    return bool(set(ticket.intents or ()) & set(intents or ())) or bool(
+        set(ticket.order_numbers or ()) & set(orders or ())
+    )
+
+
+async def rebuild_tickets(session: AsyncSession, calendar: Calendar, ids: Iterable[int]) -> None:
+    """Recompute the facts of these tickets (a missing ticket loses its row); caller commits.
+
+    A solved ticket is a repeat when the same customer contacts us again about the same order
+    number or intent after it was solved and no later than 7 days after.
+    """
+    wanted = sorted(set(ids))
+    for n in range(0, len(wanted), TICKET_BATCH):
+        batch = wanted[n : n + TICKET_BATCH]
+        tickets = list(await session.scalars(select(Ticket).where(Ticket.id.in_(batch))))
+        later = await _contacts_after_solving(session, [t for t in tickets if t.solved_at])
+        await session.execute(delete(TicketFact).where(TicketFact.ticket_id.in_(batch)))
+        values = []
+        for ticket in tickets:
+            solved = ticket.solved_at
+            repeat = solved is not None and any(
+                solved < at <= solved + REPEAT_WINDOW and _same_issue(ticket, intents, orders)
+                for at, intents, orders in later.get(ticket.customer_id, ())
+            )
+            values.append(
+                dict(
+                    ticket_id=ticket.id,
+                    customer_id=ticket.customer_id,
+                    day=calendar.day(ticket.created_at),
+                    channel=ticket.channel.value,
+                    agent_id=ticket.assignee_id or NO_AGENT,
+                    intent=_first(ticket.intents),
+                    frt_seconds=_seconds(ticket.first_response_at, ticket.created_at),
+                    resolution_seconds=_seconds(solved, ticket.created_at),
+                    solved_day=calendar.day(solved) if solved else None,
+                    repeat=repeat,
+                )
+            )
+        if values:
+            await session.execute(insert(TicketFact), values)
+        session.expunge_all()
+
+
+async def _contacts_after_solving(
+    session: AsyncSession, solved: list[Ticket]
+) -> dict[int, list[tuple[datetime, list[str], list[str]]]]:
+    """Inbound contacts of these tickets' customers in their tickets' 7-day windows."""
+    found: dict[int, list[tuple[datetime, list[str], list[str]]]] = defaultdict(list)
+    if not solved:
+        return found
+    windows: dict[int, tuple[datetime, datetime]] = {}
+    for t in solved:
+        assert t.solved_at is not None
+        lo, hi = windows.get(t.customer_id, (t.solved_at, t.solved_at))
+        windows[t.customer_id] = (min(lo, t.solved_at), max(hi, t.solved_at))
+    lo = min(w[0] for w in windows.values())
+    hi = max(w[1] for w in windows.values()) + REPEAT_WINDOW
+    rows = await session.execute(
+        select(
+            Interaction.customer_id,
+            Interaction.occurred_at,
+            Interaction.intents,
+            Interaction.order_numbers,
+        ).where(
+            Interaction.customer_id.in_(list(windows)),
+            Interaction.direction == Direction.INBOUND,
+            Interaction.channel != Channel.NOTE,
+            Interaction.occurred_at > lo,
+            Interaction.occurred_at <= hi,
+        )
+    )
+    for customer_id, at, intents, orders in rows:
+        first, last = windows[customer_id]
+        if first < at <= last + REPEAT_WINDOW:
+            found[customer_id].append((at, intents or [], orders or []))
+    return found
+
+
+class Refresher:
+    """The supervised component that keeps the rollups current (``run``), or one pass of it."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        timezone: str,
+        *,
+        interval: float = 30.0,
+    ) -> None:
+        self._sessions = sessions
+        self.calendar = Calendar(ZoneInfo(timezone))
+        self._interval = interval
+        self._seen: set[int] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.refresh()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._interval)
+
+    async def _state(self) -> dict[str, RefreshState]:
+        async with self._sessions() as db:
+            return {s.name: s for s in await db.scalars(select(RefreshState))}
+
+    async def refresh(self) -> None:
+        """Bring every rollup up to date with what is committed now."""
+        state = await self._state()
+        if "interactions" not in state:
+            await self.rebuild()
+            return
+        started = utcnow()
+        watermark = state["interactions"].value
+        async with self._sessions() as db:
+            rows = (
+                await db.execute(
+                    select(
+                        Interaction.id,
+                        Interaction.occurred_at,
+                        Interaction.customer_id,
+                        Interaction.ticket_id,
+                        Interaction.direction,
+                    ).where(Interaction.id > watermark - LOOKBACK_IDS)
+                )
+            ).all()
+            fresh = [r for r in rows if r.id not in self._seen]
+            since = (state["tickets"].at or started) - TICKET_OVERLAP
+            changed = set(await db.scalars(select(Ticket.id).where(Ticket.updated_at >= since)))
+            changed |= {r.ticket_id for r in fresh if r.ticket_id}
+            changed |= await self._tickets_before(db, fresh)
+        days = {self.calendar.day(r.occurred_at) for r in fresh}
+        for day in sorted(days):
+            await self._unit(rebuild_contacts_day, day)
+        for day in sorted(days | {d - timedelta(days=1) for d in days}):
+            await self._unit(rebuild_transitions_day, day)
+        await self._unit(rebuild_tickets, changed)
+        top = max([watermark, *(r.id for r in rows)])
+        self._seen = {r.id for r in rows if r.id > top - LOOKBACK_IDS}
+        await self._save(top, started)
+
+    async def _tickets_before(self, db: AsyncSession, fresh: list[Any]) -> set[int]:
+        """Solved tickets whose repeat window a new inbound contact falls into."""
+        inbound = [r for r in fresh if r.direction == Direction.INBOUND]
+        if not inbound:
+            return set()
+        earliest = min(r.occurred_at for r in inbound) - REPEAT_WINDOW
+        customers = sorted({r.customer_id for r in inbound})
+        found: set[int] = set()
+        for n in range(0, len(customers), TICKET_BATCH):
+            found |= set(
+                await db.scalars(
+                    select(Ticket.id).where(
+                        Ticket.customer_id.in_(customers[n : n + TICKET_BATCH]),
+                        Ticket.solved_at >= earliest,
+                    )
+                )
+            )
+        return found
+
+    async def _unit(self, work: Any, arg: Any) -> None:
+        async with self._sessions() as db, db.begin():
+            await _lock(db)
+            await work(db, self.calendar, arg)
+
+    async def _save(self, interactions: int, tickets_at: datetime) -> None:
+        async with self._sessions() as db, db.begin():
+            await _lock(db)
+            for name, value, at in (
+                ("interactions", interactions, utcnow()),
+                ("tickets", 0, tickets_at),
+            ):
+                row = await db.get(RefreshState, name)
+                if row is None:
+                    db.add(RefreshState(name=name, value=value, at=at))
+                else:
+                    row.value, row.at = value, at
+
+    async def rebuild(self) -> None:
+        """Build every rollup from scratch (the first run, or after a time-zone change)."""
+        started = utcnow()
+        async with self._sessions() as db:
+            top = await db.scalar(select(func.coalesce(func.max(Interaction.id), 0)))
+            first, last = (
+                await db.execute(
+                    select(func.min(Interaction.occurred_at), func.max(Interaction.occurred_at))
+                )
+            ).one()
+            last_ticket = await db.scalar(select(func.coalesce(func.max(Ticket.id), 0)))
+        async with self._sessions() as db, db.begin():
+            await _lock(db)
+            for table in (ContactRollup, TransitionRollup, TicketFact):
+                await db.execute(delete(table))
+        if first is not None:
+            day, end = self.calendar.day(first), self.calendar.day(last)
+            while day <= end:
+                await self._unit(rebuild_contacts_day, day)
+                await self._unit(rebuild_transitions_day, day)
+                day += timedelta(days=1)
+        for n in range(1, last_ticket + 1, TICKET_BATCH):
+            await self._unit(rebuild_tickets, range(n, min(n + TICKET_BATCH, last_ticket + 1)))
+        self._seen = set()
+        await self._save(top, started)
+        log.info("analytics rollups rebuilt in %.0f s", (utcnow() - started).total_seconds())
+
+
+async def refreshed_at(session: AsyncSession) -> datetime | None:
+    """When the rollups were last brought up to date."""
+    row = await session.get(RefreshState, "interactions")
+    return row.at if row else None
