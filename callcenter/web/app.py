@@ -15,6 +15,7 @@ from callcenter.web.cookies import SessionCodec
 from callcenter.web.headers import add_security_headers
 from callcenter.web.keys import BUS, CODEC, ENGINE, HEALTH, HUB, LIMITER, SESSIONS, SETTINGS
 from callcenter.web.middleware import access_middleware
+from callcenter.web.proxies import forwarded_middleware
 from callcenter.web.ratelimit import LoginLimiter
 from callcenter.web.render import STATIC, setup_templates
 from callcenter.web.streams import Hub
@@ -64,7 +65,8 @@ def create_app(
     otherwise the app makes and owns its own.
     """
     codec = SessionCodec(settings.session_key)
-    app = web.Application(middlewares=[access_middleware], client_max_size=2 * 1024**2)
+    middlewares = [*forwarded_middleware(settings.trusted_proxies), access_middleware]
+    app = web.Application(middlewares=middlewares, client_max_size=2 * 1024**2)
     owns_engine = engine is None
     engine = engine or create_engine(settings.resolved_database_url)
     app[ENGINE] = engine
