@@ -139,7 +139,30 @@ class OutboxWorker:
                     .values(external_id=values["external_id"])
                 )
 
+    async def _renew(self, item: Outbox) -> bool:
+        """Extend this worker's lease on ``item`` right before sending it; False when the lease
+        lapsed and another worker has taken the row over (or it is no longer pending). A batch
+        is sent one row after another, so its last rows may wait longer than the lease."""
+        lease = self.now() + LEASE
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(
+                update(Outbox)
+                .where(
+                    Outbox.id == item.id,
+                    Outbox.status == OutboxStatus.PENDING,
+                    Outbox.locked_until == item.locked_until,
+                )
+                .values(locked_until=lease)
+            )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+        item.locked_until = lease
+        return True
+
     async def _deliver(self, item: Outbox) -> None:
+        if not await self._renew(item):
+            log.info("outbox %s: lease taken over by another worker; not sending", item.id)
+            return
         sender = self.senders[item.channel]
         attempts = item.attempts + 1
         try:
