@@ -1,0 +1,158 @@
+"""`callcenter serve` in the test process against a load-test Asterisk, a signed-in supervisor
+reading the wallboard from the event stream as the browser does, and Asterisk's own figures."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from yarl import URL
+
+from callcenter import health
+from callcenter.channels.telephony.ami import AmiClient
+from callcenter.channels.telephony.pbxconfig import free_port
+from callcenter.config import Settings
+from callcenter.models import Role, User
+from callcenter.passwords import hash_password
+from callcenter.serve import serve
+from tests.reliability.callload import LoadPbx
+from tests.web.helpers import Visitor
+
+
+async def add_staff(sessions: async_sessionmaker[AsyncSession], pbx: LoadPbx) -> dict[str, int]:
+    """Supervisor "sveta" and one agent user per load-test phone; endpoint -> user id."""
+    password = hash_password("password-sveta")
+    async with sessions() as session, session.begin():
+        session.add(User(username="sveta", role=Role.SUPERVISOR, password_hash=password))
+        agents = {
+            f"PJSIP/{a}": User(
+                username=f"agent{a}", role=Role.AGENT, password_hash="!", sip_endpoint=f"PJSIP/{a}"
+            )
+            for a in pbx.agent_ports
+        }
+        session.add_all(agents.values())
+        await session.flush()
+        return {endpoint: user.id for endpoint, user in agents.items()}
+
+
+async def _healthy(base: str) -> bool:
+    try:
+        async with aiohttp.ClientSession() as http, http.get(base + "/healthz") as response:
+            return response.status == 200
+    except aiohttp.ClientError:
+        return False
+
+
+def _ami_ok() -> bool:
+    return any(c.name == "ami" and c.state is health.State.OK for c in health.registry.snapshot())
+
+
+@contextlib.asynccontextmanager
+async def serving(database_url: str, pbx: LoadPbx, data_dir: Path) -> AsyncIterator[str]:
+    """Serve (web, AMI, FastAGI lookups, wallboard) until the block ends; yields the base URL."""
+    port = free_port()
+    pbx_settings = pbx.process.settings
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        web_port=port,
+        ami_port=pbx_settings.ami_port,
+        ami_user=pbx_settings.ami_username,
+        ami_password=pbx_settings.ami_secret,
+        agi_port=pbx_settings.agi_port,
+        session_key="load-session-key-" + "x" * 32,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(settings, "127.0.0.1", port, stop))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with asyncio.timeout(30):
+            while not await _healthy(base) or not _ami_ok():
+                assert not task.done(), task
+                await asyncio.sleep(0.2)
+        yield base
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+class BoardWatch:
+    """The latest wallboard pushed to a signed-in supervisor's /events stream."""
+
+    def __init__(self, visitor: Visitor) -> None:
+        self.visitor = visitor
+        self.latest: dict[str, Any] | None = None
+        self.pushes = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> BoardWatch:
+        self._task = asyncio.create_task(self._read())
+        async with asyncio.timeout(15):
+            while self.latest is None:
+                assert not self._task.done(), self._task
+                await asyncio.sleep(0.1)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _read(self) -> None:
+        async with self.visitor.http.get(
+            self.visitor.url("/events"), timeout=aiohttp.ClientTimeout(total=None)
+        ) as response:
+            assert response.status == 200, response.status
+            event = ""
+            async for raw in response.content:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("event: "):
+                    event = line.removeprefix("event: ")
+                elif line.startswith("data: ") and event == "wallboard":
+                    self.latest = json.loads(line.removeprefix("data: "))
+                    self.pushes += 1
+
+    def queue(self, name: str) -> dict[str, Any]:
+        assert self.latest is not None
+        [found] = [q for q in self.latest["queues"] if q["name"] == name]
+        return found
+
+
+async def supervisor(base: str) -> Visitor:
+    visitor = Visitor(URL(base))
+    response = await visitor.login("sveta")
+    assert response.status == 303, response.status
+    return visitor
+
+
+def ami_client(pbx: LoadPbx) -> AmiClient:
+    settings = pbx.process.settings
+    return AmiClient("127.0.0.1", settings.ami_port, settings.ami_username, settings.ami_secret)
+
+
+async def asterisk_figures(ami: AmiClient, queue: str) -> dict[str, int]:
+    """QueueSummary's live figures and QueueStatus's counters since Asterisk started."""
+    summary = await ami.send_action({"Action": "QueueSummary", "Queue": queue}, timeout=15)
+    [live] = [e for e in summary.events if e.get("Event") == "QueueSummary"]
+    status = await ami.send_action({"Action": "QueueStatus", "Queue": queue}, timeout=15)
+    [params] = [e for e in status.events if e.get("Event") == "QueueParams"]
+    return {
+        "waiting": int(live["Callers"]),
+        "logged_in": int(live["LoggedIn"]),
+        "available": int(live["Available"]),
+        "answered": int(params["Completed"]),
+        "abandoned": int(params["Abandoned"]),
+    }
+
+
+def board_figures(board: BoardWatch, queue: str) -> dict[str, int]:
+    shown = board.queue(queue)
+    keys = ("waiting", "logged_in", "available", "answered", "abandoned")
+    return {key: shown[key] for key in keys}
