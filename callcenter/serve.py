@@ -11,6 +11,7 @@ import signal
 import aiohttp
 from aiohttp import web
 
+from callcenter.analytics.refresh import Refresher
 from callcenter.automation import run_automation
 from callcenter.automation.calls import bridge_calls
 from callcenter.automation.webhook import WebhookSender
@@ -70,6 +71,7 @@ async def serve(settings: Settings, host: str, port: int, stop: asyncio.Event) -
             Component("fastagi", functools.partial(run_agi_server, settings, sessions)),
             Component("classifier", LiveDictionary(sessions).run),
             database_probe(engine),
+            Component("analytics", Refresher(sessions, settings.timezone).run),
         ]
         if engine.dialect.name == "postgresql":  # several web processes may share it
             fanout = Fanout(hub, functools.partial(close_inactive, hub, sessions))

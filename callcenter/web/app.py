@@ -22,6 +22,7 @@ from callcenter.web.streams import Hub
 from callcenter.web.views import (
     admin,
     agent,
+    analytics,
     auth,
     callers,
     classifier,
@@ -87,6 +88,7 @@ def create_app(
         callers,
         customers,
         supervisor,
+        analytics,
         admin,
         rules,
         classifier,

@@ -20,7 +20,15 @@ TOKEN_ROUTES = {
     ("POST", "/survey/1"),
 }
 TELEGRAM_WEBHOOK = re.compile(r"^/telegram/")
-SUPERVISOR_ONLY = ["/supervisor"]
+SUPERVISOR_ONLY = [
+    "/supervisor",
+    "/analytics",
+    "/analytics/repeat",
+    "/analytics/nps",
+    "/analytics/transitions",
+    "/analytics/audit",
+    "/analytics/overview/frt.csv",
+]
 ADMIN_ONLY = ["/admin/users", "/admin/audit", "/admin/classifier", "/status"]
 
 
