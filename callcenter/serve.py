@@ -23,6 +23,11 @@ from callcenter.channels.telephony.service import TelephonyService, queue_settin
 from callcenter.channels.telephony.stasis import run_ari_app
 from callcenter.classify.live import LiveDictionary
 from callcenter.config import Settings
+from callcenter.crm.feed import Feed
+from callcenter.crm.sender import CrmSender
+from callcenter.crm.setup import connector as crm_connector
+from callcenter.crm.setup import lookup as crm_lookup
+from callcenter.crm.webhooks import SignedWebhookSender
 from callcenter.dashboard.control import AmiControl
 from callcenter.dashboard.dialer import BusClickToCall
 from callcenter.dashboard.wallboard import Wallboard
@@ -60,11 +65,20 @@ async def serve(settings: Settings, host: str, port: int, stop: asyncio.Event) -
     sessions = session_factory(engine)
     bus, hub = Bus(), Hub()
     app = create_app(settings, engine=engine, hub=hub, bus=bus)
-    ScreenPopService(sessions, hub.publish_to_user, region=settings.default_region).subscribe(bus)
     bridge_calls(bus)  # stored calls trigger the call rules (summary, abandoned-call callback)
 
     async with aiohttp.ClientSession() as http:
-        senders: list[Sender] = [WebhookSender(http)]
+        crm = crm_connector(settings, http)
+        ScreenPopService(
+            sessions,
+            hub.publish_to_user,
+            region=settings.default_region,
+            crm=crm_lookup(settings, crm) if crm is not None else None,
+        ).subscribe(bus)
+        Feed(sessions, crm=crm is not None, public_url=settings.public_url).subscribe(bus)
+        senders: list[Sender] = [WebhookSender(http), SignedWebhookSender(http, sessions)]
+        if crm is not None:
+            senders.append(CrmSender(crm, sessions))
         components = [
             web_component(app, host, port),
             Component("automation", functools.partial(run_automation, settings, sessions, bus)),

@@ -1,6 +1,12 @@
-"""Delivering the ``webhook`` action's outbox rows: a JSON POST, retried on 5xx and 429."""
+"""Delivering the ``webhook`` action's outbox rows: a JSON POST, retried on 5xx and 429.
+
+``post`` is shared with the signed webhook subscriptions (``callcenter.crm.webhooks``).
+"""
 
 from __future__ import annotations
+
+import json
+from collections.abc import Mapping
 
 import aiohttp
 
@@ -10,6 +16,49 @@ from callcenter.outbox import PermanentFailure, RetryLater
 TIMEOUT = aiohttp.ClientTimeout(total=15)
 
 
+class HttpRetry(RetryLater):
+    def __init__(self, message: str, status: int, retry_after: float | None = None) -> None:
+        super().__init__(message, retry_after)
+        self.status = status
+
+
+class HttpRefused(PermanentFailure):
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def json_bytes(body: object) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+async def post(
+    session: aiohttp.ClientSession,
+    url: str,
+    data: bytes,
+    headers: Mapping[str, str] | None = None,
+) -> int:
+    """POST a JSON body; the HTTP status when it is below 300, else RetryLater/PermanentFailure
+    (``HttpRetry``/``HttpRefused`` carry the status)."""
+    try:
+        async with session.post(
+            url,
+            data=data,
+            headers={"Content-Type": "application/json", **(headers or {})},
+            timeout=TIMEOUT,
+        ) as response:
+            status = response.status
+            retry_after = response.headers.get("Retry-After", "")
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise RetryLater(f"webhook {url}: {exc or type(exc).__name__}") from exc
+    if status < 300:
+        return status
+    message = f"webhook {url}: HTTP {status}"
+    if status in (408, 429) or status >= 500:
+        raise HttpRetry(message, status, float(retry_after) if retry_after.isdigit() else None)
+    raise HttpRefused(message, status)
+
+
 class WebhookSender:
     channel = "webhook"
 
@@ -17,17 +66,5 @@ class WebhookSender:
         self.session = session
 
     async def send(self, item: Outbox) -> str | None:
-        url, body = item.payload["url"], item.payload["body"]
-        try:
-            async with self.session.post(url, json=body, timeout=TIMEOUT) as response:
-                if response.status < 300:
-                    return None
-                if response.status in (408, 429) or response.status >= 500:
-                    retry_after = response.headers.get("Retry-After", "")
-                    raise RetryLater(
-                        f"webhook {url}: HTTP {response.status}",
-                        float(retry_after) if retry_after.isdigit() else None,
-                    )
-                raise PermanentFailure(f"webhook {url}: HTTP {response.status}")
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise RetryLater(f"webhook {url}: {exc or type(exc).__name__}") from exc
+        await post(self.session, item.payload["url"], json_bytes(item.payload["body"]))
+        return None

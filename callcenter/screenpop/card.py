@@ -5,14 +5,18 @@ The card is plain data (JSON-ready); the browser only ever renders it as text.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callcenter.crm.base import CrmProfile
+from callcenter.crm.lookup import CrmLookup
 from callcenter.domain.customers import find_customer
 from callcenter.domain.errors import InvalidPhone
+from callcenter.domain.identity import normalize_phone
 from callcenter.domain.inbox import OPEN_STATUSES
 from callcenter.models import (
     Channel,
@@ -70,6 +74,8 @@ class Card:
     repeat_order: str | None = None
     """An order the customer already contacted us about within the last 7 days."""
     opening_line: str = ""
+    crm: dict[str, str] | None = None
+    """The CRM's company, manager, deal stage and lifetime value, when a CRM answered in time."""
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -116,16 +122,51 @@ def _pending(rows: list[Interaction]) -> tuple[Interaction | None, Interaction |
     return unanswered, promise
 
 
+def _crm_fields(profile: CrmProfile | None) -> dict[str, str] | None:
+    if profile is None:
+        return None
+    return {
+        "company": profile.company,
+        "manager": profile.manager,
+        "deal_stage": profile.deal_stage,
+        "lifetime_value": profile.lifetime_value,
+    }
+
+
+async def _no_profile() -> CrmProfile | None:
+    return None
+
+
 async def build_card(
-    session: AsyncSession, caller_number: str, now: datetime, *, region: str = "RU"
+    session: AsyncSession,
+    caller_number: str,
+    now: datetime,
+    *,
+    region: str = "RU",
+    crm: CrmLookup | None = None,
 ) -> Card:
-    """The card for a caller: their history if we know the number, else an 'unknown' card."""
+    """The card for a caller: their history if we know the number, else an 'unknown' card.
+
+    With ``crm``, the CRM is asked at the same time as the database, for at most its timeout.
+    """
     try:
-        customer = await find_customer(session, IdentityKind.PHONE, caller_number, region)
+        phone = normalize_phone(caller_number, region)
     except InvalidPhone:  # withheld or malformed caller ids are simply unknown callers
-        customer = None
+        phone = ""
+    crm_task = asyncio.ensure_future(
+        crm.profile(phone=phone) if crm is not None and phone else _no_profile()
+    )
+    try:
+        customer = (
+            await find_customer(session, IdentityKind.PHONE, caller_number, region)
+            if phone
+            else None
+        )
+    except BaseException:
+        crm_task.cancel()
+        raise
     if customer is None:
-        return Card(caller_number=caller_number, known=False)
+        return Card(caller_number=caller_number, known=False, crm=_crm_fields(await crm_task))
 
     identities = list(
         await session.scalars(
@@ -184,4 +225,5 @@ async def build_card(
         last_contact_at=last.occurred_at.isoformat() if last else None,
         repeat_order=repeat_order,
         opening_line=opening_line(customer.language, timeline, promised=unanswered is None),
+        crm=_crm_fields(await crm_task),
     )

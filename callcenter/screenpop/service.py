@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.bus import Bus
 from callcenter.channels.telephony.events import AgentRinging, CallEnded, CallerJoined
+from callcenter.crm.lookup import CrmLookup
 from callcenter.models import ScreenPop, User, utcnow
 from callcenter.screenpop.card import Card, build_card
 
@@ -47,8 +48,10 @@ class ScreenPopService:
         *,
         region: str = "RU",
         now: Callable[[], datetime] = utcnow,
+        crm: CrmLookup | None = None,
     ) -> None:
         self._sessions = sessions
+        self._crm = crm
         self._publish = publish
         self._region = region
         self._now = now
@@ -63,7 +66,9 @@ class ScreenPopService:
 
     async def _build(self, caller_number: str) -> Card:
         async with self._sessions() as session:
-            return await build_card(session, caller_number, self._now(), region=self._region)
+            return await build_card(
+                session, caller_number, self._now(), region=self._region, crm=self._crm
+            )
 
     def _card(self, linkedid: str, caller_number: str) -> asyncio.Task[Card]:
         """The card of a call, started once and shared by every agent who rings."""
