@@ -28,9 +28,11 @@ from callcenter.crm.sender import CrmSender
 from callcenter.crm.setup import connector as crm_connector
 from callcenter.crm.setup import lookup as crm_lookup
 from callcenter.crm.webhooks import SignedWebhookSender
+from callcenter.dashboard.board import Policy
 from callcenter.dashboard.control import AmiControl
 from callcenter.dashboard.dialer import BusClickToCall
 from callcenter.dashboard.wallboard import Wallboard
+from callcenter.dashboard.watch import BacklogWatch
 from callcenter.db import create_engine, session_factory
 from callcenter.health_probe import database_probe
 from callcenter.outbox import OutboxWorker, Sender
@@ -96,11 +98,15 @@ async def serve(settings: Settings, host: str, port: int, stop: asyncio.Event) -
         if settings.ami_password:
             queues = await queue_settings(sessions)
             telephony = TelephonyService(settings, sessions, bus, queues=queues)
-            wallboard = Wallboard(telephony.state, hub.publish_to_role)
+            policy = Policy.from_settings(settings)
+            wallboard = Wallboard(telephony.state, hub.publish_to_role, policy=policy)
             wallboard.subscribe(bus)
+            tiles = BacklogWatch(sessions, policy.answer_promise, wallboard.set_backlog)
+            tiles.subscribe(bus)
             app[WALLBOARD], app[CONTROL] = wallboard, AmiControl(telephony.ami)
             components.append(Component("telephony", telephony.run, health_name="ami"))
             components.append(Component("wallboard", wallboard.run))
+            components.append(Component("wallboard-tiles", tiles.run))
         else:
             log.warning("CALLCENTER_AMI_PASSWORD is not set: telephony is off")
         if settings.ari_password:

@@ -8,20 +8,51 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from callcenter.channels.telephony.state import AgentSnapshot, QueueSnapshot, WaitingCaller
+from callcenter.config import ConfigError, Settings
+from callcenter.dashboard.backlog import Backlog, Waiting
 
 
 @dataclass(frozen=True)
 class Policy:
-    """When the wallboard raises an alarm."""
+    """When the wallboard raises an alarm (settings wallboard_*)."""
 
     service_level_target: float = 80.0
     """Percent; a queue whose service level today is under it is coloured."""
     long_wait_seconds: int = 60
     """A caller waiting this long (or longer) is coloured, and so is the queue's longest wait."""
+    repeat_contact_goal: float = 5.0
+    repeat_contact_alarm: float = 15.0
+    """Percent; the repeat-contact rate over the alarm is coloured."""
+    answer_promise_minutes: int = 120
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.service_level_target <= 100:
+            raise ValueError("the service-level target is a percent (0 turns its alarm off)")
+        if self.long_wait_seconds <= 0 or self.answer_promise_minutes <= 0:
+            raise ValueError("the long wait and the answer promise must be positive")
+        if not 0 <= self.repeat_contact_goal <= self.repeat_contact_alarm <= 100:
+            raise ValueError("need 0 <= repeat-contact goal <= alarm <= 100 (percent)")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Policy:
+        try:
+            return cls(
+                service_level_target=settings.wallboard_service_level_target,
+                long_wait_seconds=settings.wallboard_long_wait_seconds,
+                repeat_contact_goal=settings.wallboard_repeat_contact_goal,
+                repeat_contact_alarm=settings.wallboard_repeat_contact_alarm,
+                answer_promise_minutes=settings.wallboard_answer_promise_minutes,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"wallboard settings: {exc}") from None
+
+    @property
+    def answer_promise(self) -> timedelta:
+        return timedelta(minutes=self.answer_promise_minutes)
 
 
 def _round(value: float | None, digits: int = 0) -> float | int | None:
@@ -82,19 +113,50 @@ def agent_json(agent: AgentSnapshot) -> dict[str, Any]:
     }
 
 
+def _waiting_json(waiting: Waiting, now: datetime, alarm: bool = False) -> dict[str, Any]:
+    oldest = (
+        None if waiting.oldest is None else max(0, round((now - waiting.oldest).total_seconds()))
+    )
+    return {"count": waiting.count, "oldest": oldest, "alarm": alarm and waiting.count > 0}
+
+
+def tiles_json(backlog: Backlog, policy: Policy, now: datetime) -> dict[str, Any]:
+    """The omnichannel tiles: counts, the oldest wait in seconds, and their alarms."""
+    rate = backlog.repeat.percent
+    return {
+        "telegram": _waiting_json(backlog.telegram, now),
+        "email": _waiting_json(backlog.email, now),
+        "breaching": _waiting_json(backlog.breaching, now, alarm=True),
+        "callbacks": _waiting_json(backlog.callbacks, now),
+        "repeat": {
+            "percent": _round(rate, 1),
+            "repeated": backlog.repeat.repeated,
+            "solved": backlog.repeat.solved,
+            "over_goal": rate is not None and rate > policy.repeat_contact_goal,
+            "alarm": rate is not None and rate > policy.repeat_contact_alarm,
+        },
+    }
+
+
 def board_json(
     queues: Iterable[QueueSnapshot],
     agents: Iterable[AgentSnapshot],
     policy: Policy,
     now: datetime,
+    backlog: Backlog | None = None,
 ) -> dict[str, Any]:
-    """The whole wallboard at `now`: plain JSON types only."""
+    """The whole wallboard at `now`: plain JSON types only. Tiles are None until the backlog
+    has been read once."""
     return {
         "at": now.isoformat(),
         "policy": {
             "service_level_target": policy.service_level_target,
             "long_wait_seconds": policy.long_wait_seconds,
+            "repeat_contact_goal": policy.repeat_contact_goal,
+            "repeat_contact_alarm": policy.repeat_contact_alarm,
+            "answer_promise_minutes": policy.answer_promise_minutes,
         },
         "queues": [queue_json(q, policy) for q in queues],
         "agents": [agent_json(a) for a in agents],
+        "tiles": None if backlog is None else tiles_json(backlog, policy, now),
     }

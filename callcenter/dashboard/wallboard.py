@@ -22,6 +22,7 @@ from callcenter.channels.telephony.events import (
     QueueChanged,
 )
 from callcenter.channels.telephony.state import AgentSnapshot, QueueSnapshot
+from callcenter.dashboard.backlog import Backlog
 from callcenter.dashboard.board import Policy, board_json
 from callcenter.dashboard.throttle import Throttle
 from callcenter.models import Role, utcnow
@@ -70,6 +71,7 @@ class Wallboard:
         self._now = now
         self._clock = clock
         self._wake = asyncio.Event()
+        self._backlog: Backlog | None = None
 
     def subscribe(self, bus: Bus) -> None:
         for event_type in CHANGES:
@@ -83,11 +85,17 @@ class Wallboard:
         self._throttle.changed()
         self._wake.set()
 
+    def set_backlog(self, backlog: Backlog) -> None:
+        """The omnichannel tiles' latest reading (watch.BacklogWatch); pushed if it changed."""
+        if backlog != self._backlog:
+            self._backlog = backlog
+            self.changed()
+
     def snapshot(self) -> dict[str, Any]:
         """The wallboard as JSON, as of now (also what a freshly loaded page shows)."""
         now = self._now()
-        state = self._state
-        return board_json(state.queue_snapshots(now), state.agent_snapshots(now), self.policy, now)
+        queues, agents = self._state.queue_snapshots(now), self._state.agent_snapshots(now)
+        return board_json(queues, agents, self.policy, now, self._backlog)
 
     def agent_state(self, interface: str) -> AgentState | None:
         """The agent's state now, or None for an interface that is no queue member."""
@@ -105,13 +113,13 @@ class Wallboard:
             self._wake.clear()
             delay = self._throttle.delay(self._clock())
             if delay > 0:
-                await _either(stop, self._wake, delay)
+                await wait_either(stop, self._wake, delay)
                 continue
             self.publish()
             self._throttle.published(self._clock())
 
 
-async def _either(first: asyncio.Event, second: asyncio.Event, timeout: float) -> None:
+async def wait_either(first: asyncio.Event, second: asyncio.Event, timeout: float) -> None:
     """Wait until either event is set or `timeout` seconds pass."""
     waits = [asyncio.ensure_future(first.wait()), asyncio.ensure_future(second.wait())]
     try:

@@ -60,7 +60,14 @@ def test_a_waiting_caller_and_a_ringing_agent() -> None:
         "support",
     )
     assert data["at"] == at(110).isoformat()
-    assert data["policy"] == {"service_level_target": 80.0, "long_wait_seconds": 8}
+    assert data["policy"] == {
+        "service_level_target": 80.0,
+        "long_wait_seconds": 8,
+        "repeat_contact_goal": 5.0,
+        "repeat_contact_alarm": 15.0,
+        "answer_promise_minutes": 120,
+    }
+    assert data["tiles"] is None  # the backlog has not been read yet
 
     assert (
         queue(board(state, 110, Policy(long_wait_seconds=9)), "support")["callers"][0]["long"]

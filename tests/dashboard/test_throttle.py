@@ -4,6 +4,7 @@ on every tick so waits count up."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from callcenter.bus import Bus
 from callcenter.channels.telephony.events import CallerJoined, QueueChanged
 from callcenter.channels.telephony.state import LiveState
+from callcenter.dashboard.backlog import Backlog, RepeatRate, Waiting
 from callcenter.dashboard.throttle import Throttle
 from callcenter.dashboard.wallboard import EVENT, Wallboard
 from callcenter.models import Role
@@ -72,12 +74,14 @@ async def test_the_wallboard_publishes_a_burst_of_events_once_to_supervisors_and
     try:
         await asyncio.sleep(0.05)
         assert [(r, e) for r, e, _ in sent.sent] == [(Role.SUPERVISOR, EVENT), (Role.ADMIN, EVENT)]
-        assert sent.sent[0][2] == {
-            "at": now.isoformat(),
-            "policy": {"service_level_target": 80.0, "long_wait_seconds": 60},
-            "queues": [],
-            "agents": [],
-        }
+        first = sent.sent[0][2]
+        assert (first["at"], first["queues"], first["agents"], first["tiles"]) == (
+            now.isoformat(),
+            [],
+            [],
+            None,
+        )
+        assert first["policy"]["service_level_target"] == 80.0
         sent.sent.clear()
 
         clock[0] = 0.1  # within the minimum interval: the burst waits for the clock
@@ -94,6 +98,18 @@ async def test_the_wallboard_publishes_a_burst_of_events_once_to_supervisors_and
         sent.sent.clear()
         await asyncio.sleep(0.05)
         assert sent.sent == []  # nothing new until the tick (clock[0] + 1 s)
+
+        # A new reading of the tiles is pushed like any change; the same reading is not.
+        empty = Backlog(Waiting(), Waiting(), Waiting(), Waiting(), RepeatRate(0, 0))
+        clock[0] = 0.6
+        wallboard.set_backlog(empty)
+        await asyncio.sleep(0.05)
+        assert len(sent.sent) == 2 and sent.sent[0][2]["tiles"]["telegram"]["count"] == 0
+        sent.sent.clear()
+        clock[0] = 0.9
+        wallboard.set_backlog(replace(empty))
+        await asyncio.sleep(0.05)
+        assert sent.sent == []
     finally:
         stop.set()
         await asyncio.wait_for(task, 2)

@@ -247,6 +247,30 @@
     document.getElementById("wb-no-agents").hidden = agents.length > 0;
   }
 
+  function renderTiles(tiles) {
+    for (const tile of document.querySelectorAll("#wb-tiles .wb-tile")) {
+      const name = tile.dataset.tile;
+      const data = tiles ? tiles[name] : null;
+      const value = tile.querySelector(".t-value");
+      const detail = tile.querySelector(".t-detail");
+      if (!data) {
+        value.textContent = "—";
+        detail.textContent = "";
+        tile.className = "wb-tile";
+        continue;
+      }
+      if (name === "repeat") {
+        value.textContent = data.percent === null ? "—" : percent(data.percent);
+        detail.textContent = label("repeat_detail", { repeated: data.repeated, solved: data.solved });
+        tile.classList.toggle("over-goal", Boolean(data.over_goal));
+      } else {
+        value.textContent = String(data.count);
+        detail.textContent = data.count ? label("oldest", { wait: duration(data.oldest) }) : "";
+      }
+      tile.classList.toggle("alarm", Boolean(data.alarm));
+    }
+  }
+
   function render(board) {
     const queues = Array.isArray(board.queues) ? board.queues : [];
     const agents = Array.isArray(board.agents) ? board.agents : [];
@@ -255,8 +279,13 @@
       document.getElementById("wb-policy").textContent = label("policy", {
         target: percent(board.policy.service_level_target),
         wait: duration(board.policy.long_wait_seconds),
+      }) + " " + label("policy_written", {
+        promise: board.policy.answer_promise_minutes,
+        goal: percent(board.policy.repeat_contact_goal),
+        alarm: percent(board.policy.repeat_contact_alarm),
       });
     }
+    renderTiles(board.tiles);
     renderQueues(queues);
     renderCallers(queues);
     renderAgents(agents);
