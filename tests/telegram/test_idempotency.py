@@ -9,7 +9,17 @@ from sqlalchemy import func, select
 from callcenter.channels.telegram.bot import Conversation
 from callcenter.channels.telegram.models import TelegramUpdate
 from callcenter.channels.telegram.polling import Poller
-from callcenter.models import Direction, Interaction, Outbox, Ticket
+from callcenter.domain.inbox import InboundMessage, ingest
+from callcenter.models import (
+    Channel,
+    Direction,
+    IdentityKind,
+    Interaction,
+    MergeSuggestion,
+    Outbox,
+    Ticket,
+    utcnow,
+)
 from tests.telegram.conftest import Harness
 
 CHAT = 5550004
@@ -108,3 +118,55 @@ async def test_two_workers_handling_the_same_batch_at_once_store_it_once(
     if database_url.startswith("postgresql"):
         # The second worker read before the first committed, collided, and went one by one.
         assert "stored by another worker" in caplog.text
+
+
+async def test_a_batch_of_plain_messages_is_answered_as_one_by_one(
+    harness: Harness, caplog
+) -> None:
+    """Stored together and answered through the shared reads: one greeting per new customer,
+    one hand-over per ticket even when two messages of the batch join it, a mentioned email
+    of another customer suggested, every reply recorded with its outbox row."""
+    async with harness.sessions() as session, session.begin():
+        known = await ingest(
+            session,
+            InboundMessage(
+                channel=Channel.EMAIL,
+                external_id="<a1@example.ru>",
+                identity_kind=IdentityKind.EMAIL,
+                identity_value="olga@example.ru",
+                occurred_at=utcnow(),
+                text="Здравствуйте",
+            ),
+        )
+    other = CHAT + 1
+    harness.api.push_message(CHAT, "Хочу вернуть деньги")
+    harness.api.push_message(other, "Мой email olga@example.ru")
+    harness.api.push_message(CHAT, "Верните деньги, пожалуйста")
+    harness.api.push_message(CHAT, "Хочу вернуть деньги, товар не подошёл")
+    with caplog.at_level("INFO", logger="callcenter.channels.telegram.processor"):
+        assert await harness.poll() == 4
+    assert "one by one" not in caplog.text
+    while await harness.send():
+        pass
+    sent = [(m.chat_id, m.text.split(",")[0].split("!")[0]) for m in harness.api.sent if m.text]
+    assert [text for chat, text in sent if chat == CHAT] == [
+        "Здравствуйте",
+        "Вы писали о возврате денег — передаю оператору.",
+    ]
+    assert [text for chat, text in sent if chat == other] == [
+        "Здравствуйте",
+        "Передаю ваше сообщение оператору.",
+    ]
+    async with harness.sessions() as session:
+        [suggestion] = await session.scalars(select(MergeSuggestion))
+        assert known.customer.id in {suggestion.customer_id, suggestion.other_customer_id}
+        outbox = list(await session.scalars(select(Outbox).order_by(Outbox.id)))
+        replies = list(
+            await session.scalars(
+                select(Interaction)
+                .where(Interaction.direction == Direction.OUTBOUND)
+                .order_by(Interaction.id)
+            )
+        )
+    assert [row.payload["interaction_id"] for row in outbox] == [r.id for r in replies]
+    assert [row.payload["text"] for row in outbox] == [r.text for r in replies]

@@ -25,7 +25,6 @@ from aiogram.types import (
     ReplyKeyboardRemove,
     User,
 )
-from sqlalchemy import select
 
 from callcenter.automation.surveys import (
     CALLBACK_PREFIX,
@@ -35,7 +34,6 @@ from callcenter.automation.surveys import (
 from callcenter.channels.telegram import texts
 from callcenter.channels.telegram.callbacks import (
     CallbackRequested,
-    customer_phone,
     fill_missing_phone,
     request_callback,
 )
@@ -56,7 +54,7 @@ from callcenter.classify import Classification, classify
 from callcenter.domain.customers import resolve_customer
 from callcenter.domain.errors import DomainError
 from callcenter.domain.inbox import IngestResult, ingest
-from callcenter.models import Customer, IdentityKind, Outbox
+from callcenter.models import Customer, IdentityKind
 from callcenter.outbox import enqueue
 
 log = logging.getLogger(__name__)
@@ -139,7 +137,10 @@ class Conversation:
             return None
         turn.events.extend(result.events)
         if mentions:
-            await suggest_from_text(turn.session, result.customer, inbound.text, self.config.region)
+            owners = turn.shared.owners if turn.shared is not None else None
+            await suggest_from_text(
+                turn.session, result.customer, inbound.text, self.config.region, owners
+            )
         downloads = [a for a in inbound.attachments if a.get("kind") in DOWNLOADABLE]
         if downloads and self.config.files is not None:
             fetch = self.config.files.fetch_quietly
@@ -162,7 +163,7 @@ class Conversation:
             self._hours_line(turn, language),
         ]
         markup = None
-        if not await customer_phone(turn.session, customer.id):
+        if not await turn.phone_of(customer.id):
             parts.append(texts.text(language, "share_phone_hint"))
             markup = share_phone_keyboard(language)
         await turn.reply(
@@ -226,7 +227,7 @@ class Conversation:
                 await turn.reply(text="\n".join(lines), **reply)
                 return
         key = f"telegram:handover:{ticket.id}"
-        if await turn.session.scalar(select(Outbox.id).where(Outbox.dedupe_key == key)):
+        if await turn.queued(key):
             return
         if orders:
             line = texts.text(language, "handover_order", orders=", №".join(orders))
@@ -378,8 +379,7 @@ class Conversation:
         )
 
 
-def build_router(config: BotConfig) -> Router:
-    conversation = Conversation(config)
+def build_router(conversation: Conversation) -> Router:
     router = Router(name="callcenter-telegram")
     private = F.chat.type == ChatType.PRIVATE
     human = F.from_user.is_bot.is_(False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -20,7 +21,7 @@ from callcenter.domain.customers import (
     merge_customers,
 )
 from callcenter.domain.errors import InvalidPhone
-from callcenter.domain.identity import normalize_phone
+from callcenter.domain.identity import normalize, normalize_phone
 from callcenter.domain.inbox import OPEN_STATUSES, InboundMessage
 from callcenter.domain.suggestions import mentioned_identities, suggest
 from callcenter.models import (
@@ -147,19 +148,37 @@ async def edit_to_inbound(session: AsyncSession, message: Message) -> InboundMes
     )
 
 
+def mentions(text: str, region: str) -> set[tuple[IdentityKind, str]]:
+    """Phones and emails typed in a message, normalised as identities are."""
+    if not _MAYBE_MENTION.search(text):
+        return set()
+    return {
+        (kind, normalize(kind, value, region)) for kind, value in mentioned_identities(text, region)
+    }
+
+
 async def suggest_from_text(
-    session: AsyncSession, customer: Customer, text: str, region: str
+    session: AsyncSession,
+    customer: Customer,
+    text: str,
+    region: str,
+    owners: Mapping[tuple[IdentityKind, str], int] | None = None,
 ) -> int:
     """Email addresses and phone numbers typed in a message that belong to another profile
-    become merge suggestions (never merges); returns how many were recorded."""
-    if not _MAYBE_MENTION.search(text):
-        return 0
+    become merge suggestions (never merges); returns how many were recorded.
+
+    ``owners``: the owning customer of each mentioned identity that has one, read ahead.
+    """
     made = 0
-    for kind, value in mentioned_identities(text, region):
-        identity = await find_identity(session, kind, value, region)
-        if identity is None:
+    for kind, value in mentions(text, region):
+        if owners is None:
+            identity = await find_identity(session, kind, value, region)
+            owner_id = identity.customer_id if identity is not None else None
+        else:
+            owner_id = owners.get((kind, value))
+        if owner_id is None:
             continue
-        owner = await get_customer(session, identity.customer_id)
+        owner = await get_customer(session, owner_id)
         if await suggest(session, customer.id, owner.id, f"mentioned-{kind.value}", value):
             made += 1
     return made

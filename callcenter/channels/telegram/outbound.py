@@ -7,6 +7,8 @@ Sent as plain text, never with a parse mode, so an agent's or customer's ``<b>``
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -58,43 +60,50 @@ UNAUTHORIZED_RETRY = 300.0
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | ForceReply
 
 
-async def queue_reply(
-    session: AsyncSession,
-    *,
-    chat_id: int,
-    customer_id: int,
-    ticket_id: int | None,
-    text: str,
-    at: datetime,
-    markup: Markup | None = None,
-    dedupe_key: str | None = None,
-) -> Interaction:
-    """Record a bot message on the customer's timeline and queue it for sending.
+@dataclass(frozen=True)
+class BotReply:
+    chat_id: int
+    customer_id: int
+    ticket_id: int | None
+    text: str
+    at: datetime
+    markup: Markup | None = None
+    dedupe_key: str | None = None
 
-    Not an agent reply: it neither sets the ticket's first response time nor changes its status.
+
+async def queue_replies(session: AsyncSession, replies: Sequence[BotReply]) -> None:
+    """Record bot messages on the customers' timelines and queue them for sending, in order;
+    one INSERT for all their interactions.
+
+    Not agent replies: they neither set a ticket's first response time nor change its status.
     """
-    interaction = Interaction(
-        customer_id=customer_id,
-        ticket_id=ticket_id,
-        channel=Channel.TELEGRAM,
-        direction=Direction.OUTBOUND,
-        text=text,
-        occurred_at=at,
-    )
-    session.add(interaction)
+    interactions = [
+        Interaction(
+            customer_id=reply.customer_id,
+            ticket_id=reply.ticket_id,
+            channel=Channel.TELEGRAM,
+            direction=Direction.OUTBOUND,
+            text=reply.text,
+            occurred_at=reply.at,
+        )
+        for reply in replies
+    ]
+    if not interactions:
+        return
+    session.add_all(interactions)
     await session.flush()
-    payload: dict[str, Any] = {"text": text, "interaction_id": interaction.id}
-    if markup is not None:
-        payload["reply_markup"] = markup.model_dump(mode="json", exclude_none=True)
-    enqueue(
-        session,
-        channel=CHANNEL,
-        recipient=str(chat_id),
-        payload=payload,
-        dedupe_key=dedupe_key,
-        ticket_id=ticket_id,
-    )
-    return interaction
+    for reply, interaction in zip(replies, interactions, strict=True):
+        payload: dict[str, Any] = {"text": reply.text, "interaction_id": interaction.id}
+        if reply.markup is not None:
+            payload["reply_markup"] = reply.markup.model_dump(mode="json", exclude_none=True)
+        enqueue(
+            session,
+            channel=CHANNEL,
+            recipient=str(reply.chat_id),
+            payload=payload,
+            dedupe_key=reply.dedupe_key,
+            ticket_id=reply.ticket_id,
+        )
 
 
 def _markup(raw: dict[str, Any] | None) -> Markup | None:

@@ -7,7 +7,8 @@ whose handling fails on bad data is kept with its error and raw JSON instead of 
 queue; a database failure fails the whole batch, which is then delivered again.
 
 With a ``Prestore``, a run of plain private messages is stored together instead: their update
-ids and messages in a few statements, then each handler in turn, all in one savepoint. Anything
+ids and messages in a few statements, then each handler in turn (called directly, not through
+the dispatcher), then all their replies, in one savepoint. Anything
 unexpected in the run (a failing handler, another worker storing an update first, a handler
 that did not take its stored message) rolls the run back and handles it update by update.
 """
@@ -27,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.bus import Bus
 from callcenter.channels.telegram.models import TelegramUpdate
+from callcenter.channels.telegram.outbound import queue_replies
 from callcenter.channels.telegram.prestore import Prestore, is_plain
 from callcenter.channels.telegram.redact import redact
 from callcenter.channels.telegram.turn import Turn
@@ -119,12 +121,14 @@ class UpdateProcessor:
         turns = [Turn(session, update.update_id, self.now()) for update in run]
         async with session.begin_nested():
             session.add_all(TelegramUpdate(update_id=t.update_id, received_at=t.now) for t in turns)
-            prepared = await self.prestore(session, run)
+            prepared, shared = await self.prestore(session, run)
             for update, turn, ready in zip(run, turns, prepared, strict=True):
-                turn.prepared = ready
-                await self.dispatcher.feed_update(self.bot, update, turn=turn)
+                assert update.message is not None
+                turn.prepared, turn.shared = ready, shared
+                await self.prestore.handler(update.message, turn)
                 if not turn.took_prepared:
                     raise _NotTaken(f"update {update.update_id}")
+            await queue_replies(session, shared.replies)
         return turns
 
     async def _one(self, session: AsyncSession, update: Update) -> Turn | None:

@@ -6,11 +6,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callcenter.channels.telegram.outbound import Markup, queue_reply
+from callcenter.channels.telegram.callbacks import customer_phone
+from callcenter.channels.telegram.outbound import BotReply, Markup, queue_replies
 from callcenter.domain.inbox import InboundMessage, IngestResult
-from callcenter.models import Interaction
+from callcenter.models import IdentityKind, Outbox
 
 AfterCommit = Callable[[], Awaitable[object]]
 
@@ -21,6 +23,20 @@ class Prepared:
 
     message: InboundMessage
     result: IngestResult
+
+
+@dataclass
+class Shared:
+    """What the turns of a run of plain messages share (see ``prestore``): facts read for all
+    of them with one query each, and their replies, queued together after the last handler."""
+
+    queued: dict[str, bool] = field(default_factory=dict)
+    """Whether each outbox dedupe key the run's handlers may ask about is taken."""
+    phones: dict[int, str] = field(default_factory=dict)
+    """The phone of each customer the run's handlers may greet ("" for none)."""
+    owners: dict[tuple[IdentityKind, str], int] = field(default_factory=dict)
+    """Owners of the phones and emails mentioned in the run's texts (absent: nobody's)."""
+    replies: list[BotReply] = field(default_factory=list)
 
 
 @dataclass
@@ -35,6 +51,7 @@ class Turn:
     replies: int = 0
     prepared: Prepared | None = None
     took_prepared: bool = False
+    shared: Shared | None = None
 
     def take_prepared(self, message: InboundMessage) -> IngestResult | None:
         """The result of storing ``message`` if it was stored ahead for this turn."""
@@ -42,6 +59,19 @@ class Turn:
             return None
         self.took_prepared = True
         return self.prepared.result
+
+    async def queued(self, dedupe_key: str) -> bool:
+        """Whether a message with this dedupe key is already in the outbox."""
+        if self.shared is not None and dedupe_key in self.shared.queued:
+            return self.shared.queued[dedupe_key]
+        found = await self.session.scalar(select(Outbox.id).where(Outbox.dedupe_key == dedupe_key))
+        return found is not None
+
+    async def phone_of(self, customer_id: int) -> str:
+        """The customer's phone (see ``customer_phone``); empty when none is known."""
+        if self.shared is not None and customer_id in self.shared.phones:
+            return self.shared.phones[customer_id]
+        return await customer_phone(self.session, customer_id)
 
     async def reply(
         self,
@@ -52,17 +82,13 @@ class Turn:
         text: str,
         markup: Markup | None = None,
         dedupe_key: str | None = None,
-    ) -> Interaction:
+    ) -> None:
         """Queue a bot message in this transaction; sent by the outbox after the commit."""
         key = dedupe_key or f"telegram:update:{self.update_id}:{self.replies}"
         self.replies += 1
-        return await queue_reply(
-            self.session,
-            chat_id=chat_id,
-            customer_id=customer_id,
-            ticket_id=ticket_id,
-            text=text,
-            at=self.now,
-            markup=markup,
-            dedupe_key=key,
-        )
+        reply = BotReply(chat_id, customer_id, ticket_id, text, self.now, markup, key)
+        if self.shared is None:
+            await queue_replies(self.session, [reply])
+            return
+        self.shared.replies.append(reply)
+        self.shared.queued[key] = True

@@ -20,7 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.automation.surveys import SurveySigner
 from callcenter.bus import Bus
-from callcenter.channels.telegram.bot import ALLOWED_UPDATES, BotConfig, build_router
+from callcenter.channels.telegram.bot import (
+    ALLOWED_UPDATES,
+    BotConfig,
+    Conversation,
+    build_router,
+)
 from callcenter.channels.telegram.files import MAX_FILE_BYTES, TelegramFiles
 from callcenter.channels.telegram.hours import BusinessHours
 from callcenter.channels.telegram.orders import DemoOrderStatusProvider, OrderStatusProvider
@@ -72,8 +77,9 @@ class TelegramChannel:
             region=settings.default_region,
             surveys=SurveySigner(settings.session_key) if settings.session_key else None,
         )
+        conversation = Conversation(config)
         self.dispatcher = Dispatcher()
-        self.dispatcher.include_router(build_router(config))
+        self.dispatcher.include_router(build_router(conversation))
         self._wake = asyncio.Event()
         self.processor = UpdateProcessor(
             sessions,
@@ -81,7 +87,7 @@ class TelegramChannel:
             self.dispatcher,
             bus,
             on_replies=self._wake.set,
-            prestore=Prestore(file_limit, settings.default_region),
+            prestore=Prestore(file_limit, settings.default_region, conversation.on_message),
         )
         self.sender = TelegramSender(self.bot, sessions, language=settings.language)
         self.outbox = OutboxWorker(sessions, [self.sender], idle_seconds=outbox_idle)
