@@ -34,6 +34,7 @@ from callcenter.web.views import (
     supervisor,
     survey,
     tickets,
+    webhooks,
     workspace,
 )
 
@@ -98,6 +99,7 @@ def create_app(
         survey,
         tickets,
         workspace,
+        webhooks,
     ):
         app.router.add_routes(module.routes)
     app.router.add_static("/static", STATIC)

@@ -9,7 +9,9 @@ import pytest
 
 from callcenter.crm.bitrix import Bitrix24
 from callcenter.crm.zoho import ZohoCrm
+from tests.browser import browser, browser_page  # noqa: F401  (fixtures)
 from tests.crm.fakes import FakeBitrix24, FakeZoho, Receiver, serving
+from tests.web.conftest import app, server, signed_in, staff, visitor  # noqa: F401  (fixtures)
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ SUPERVISOR_ONLY = [
     "/analytics/audit",
     "/analytics/overview/frt.csv",
 ]
-ADMIN_ONLY = ["/admin/users", "/admin/audit", "/admin/classifier", "/status"]
+ADMIN_ONLY = ["/admin/users", "/admin/audit", "/admin/webhooks", "/admin/classifier", "/status"]
 
 
 def _routes(app: web.Application) -> list[tuple[str, str, object]]:

@@ -118,6 +118,19 @@
     return box;
   }
 
+  function crmSection(crm) {
+    const box = section(t("pop.crm"), "pop-crm");
+    const list = el("dl");
+    for (const [key, label] of [["company", "pop.crm_company"], ["manager", "pop.crm_manager"],
+      ["deal_stage", "pop.crm_stage"], ["lifetime_value", "pop.crm_value"]]) {
+      if (!crm[key]) continue;
+      list.appendChild(el("dt", null, t(label)));
+      list.appendChild(el("dd", "crm-" + key, crm[key]));
+    }
+    box.appendChild(list);
+    return box;
+  }
+
   function render(card) {
     const box = el("article", "card screenpop" + (card.known ? "" : " unknown"));
     box.dataset.cardId = String(card.id || "");
@@ -136,6 +149,7 @@
     head.appendChild(el("p", "card-subtitle", card.caller_number + where));
     box.appendChild(head);
 
+    if (card.crm) box.appendChild(crmSection(card.crm));
     if (!card.known) {
       if (card.caller_name) box.appendChild(el("p", "pop-callerid", card.caller_name));
       box.appendChild(unknownActions(card));
