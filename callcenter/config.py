@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "CALLCENTER_"
+AMI_SERVER_PASSWORD = "ami_password_"
+"""``CALLCENTER_AMI_PASSWORD_<NAME>``: the password of the ami_servers entry ``name``."""
 SECRET_FIELDS = frozenset(
     {
         "ami_password",
@@ -85,6 +87,9 @@ class Settings:
     ami_host: str = "127.0.0.1"
     ami_port: int = 5038
     ami_user: str = "callcenter"
+    ami_servers: str = ""
+    """Several Asterisk servers feeding one dashboard: comma-separated ``name=host:port:user``,
+    each password in ``CALLCENTER_AMI_PASSWORD_<NAME>``. Empty: the one server above."""
     ari_url: str = "http://127.0.0.1:8088"
     ari_user: str = "callcenter"
     ari_app: str = "callcenter"
@@ -128,6 +133,8 @@ class Settings:
     imap_password: str = field(default="", repr=False)
     session_key: str = field(default="", repr=False)
     metrics_token: str = field(default="", repr=False)
+    ami_server_passwords: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    """(name, password) per ami_servers entry, from ``CALLCENTER_AMI_PASSWORD_<NAME>``."""
     bitrix24_webhook_code: str = field(default="", repr=False)
     zoho_client_secret: str = field(default="", repr=False)
     zoho_refresh_token: str = field(default="", repr=False)
@@ -189,7 +196,9 @@ def load_settings(
     )
     if path is not None:
         from_file = _read_toml(path, "config file")
-        leaked = sorted(SECRET_FIELDS & from_file.keys())
+        leaked = sorted(
+            k for k in from_file if k in SECRET_FIELDS or k.startswith(AMI_SERVER_PASSWORD)
+        )
         if leaked:
             raise ConfigError(
                 f"config file {path} contains secrets ({', '.join(leaked)}); "
@@ -208,8 +217,14 @@ def load_settings(
         ):
             values[key[len(ENV_PREFIX) :].lower()] = raw
 
-    unknown = sorted(k for k in values if k not in fields)
+    server_passwords = tuple(
+        sorted(
+            (key.removeprefix(AMI_SERVER_PASSWORD), _coerce(key, values.pop(key), str))
+            for key in [k for k in values if k.startswith(AMI_SERVER_PASSWORD)]
+        )
+    )
+    unknown = sorted(k for k in values if k not in fields or k == "ami_server_passwords")
     if unknown:
         raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
     typed = {name: _coerce(name, raw, fields[name].type) for name, raw in values.items()}
-    return Settings(**typed)
+    return Settings(**typed, ami_server_passwords=server_passwords)

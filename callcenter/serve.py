@@ -19,6 +19,7 @@ from callcenter.bus import Bus
 from callcenter.channels.email.worker import email_sender, run_email_worker
 from callcenter.channels.telegram.worker import TelegramChannel
 from callcenter.channels.telephony.fastagi import run_agi_server
+from callcenter.channels.telephony.servers import SideBySide, ami_servers, server_bus
 from callcenter.channels.telephony.service import TelephonyService, queue_settings
 from callcenter.channels.telephony.stasis import run_ari_app
 from callcenter.classify.live import LiveDictionary
@@ -95,16 +96,29 @@ async def serve(settings: Settings, host: str, port: int, stop: asyncio.Event) -
             notify = PgNotify(dsn, fanout.incoming, fanout.resynced)
             fanout.attach(notify.send)
             components.append(Component("fanout", notify.run))
-        if settings.ami_password:
+        if servers := ami_servers(settings):
             queues = await queue_settings(sessions)
-            telephony = TelephonyService(settings, sessions, bus, queues=queues)
+            several = len(servers) > 1
+            services = [
+                TelephonyService(
+                    settings, sessions, server_bus(bus) if several else bus, queues=queues, server=s
+                )
+                for s in servers
+            ]
+            telephony = services[0]  # supervisor control acts on the first server
+            figures = telephony.state
+            if several:  # queues of every server side by side on the one wallboard
+                figures = SideBySide({t.server.name: t.state for t in services})
             policy = Policy.from_settings(settings)
-            wallboard = Wallboard(telephony.state, hub.publish_to_role, policy=policy)
+            wallboard = Wallboard(figures, hub.publish_to_role, policy=policy)
             wallboard.subscribe(bus)
             tiles = BacklogWatch(sessions, policy.answer_promise, wallboard.set_backlog)
             tiles.subscribe(bus)
             app[WALLBOARD], app[CONTROL] = wallboard, AmiControl(telephony.ami)
-            components.append(Component("telephony", telephony.run, health_name="ami"))
+            for service in services:
+                name = f"telephony:{service.server.name}" if several else "telephony"
+                health_name = service.server.health_name
+                components.append(Component(name, service.run, health_name=health_name))
             components.append(Component("wallboard", wallboard.run))
             components.append(Component("wallboard-tiles", tiles.run))
         else:

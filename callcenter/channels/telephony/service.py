@@ -21,6 +21,7 @@ from callcenter.bus import Bus
 from callcenter.channels.telephony.ami import AmiClient
 from callcenter.channels.telephony.amiframes import AmiEvent
 from callcenter.channels.telephony.records import CallRecorder
+from callcenter.channels.telephony.servers import AmiServer
 from callcenter.channels.telephony.state import LiveState, QueueSettings
 from callcenter.config import Settings
 from callcenter.models import Queue, utcnow
@@ -54,19 +55,21 @@ class TelephonyService:
         *,
         queues: dict[str, QueueSettings] | None = None,
         now: Callable[[], datetime] = utcnow,
+        server: AmiServer | None = None,
     ) -> None:
-        """``queues``: per-queue service-level settings from the queues table."""
+        """``queues``: per-queue service-level settings from the queues table; ``server``:
+        one of several (servers.py), else the settings' ami_host."""
         self.bus = bus
         self.now = now
         self.state = LiveState(tz=ZoneInfo(settings.timezone), settings=queues)
         self.recorder = CallRecorder(sessions, region=settings.default_region)
         self.recorder.subscribe(bus)
+        server = server or AmiServer(
+            "", settings.ami_host, settings.ami_port, settings.ami_user, settings.ami_password
+        )
+        self.server = server
         self.ami = AmiClient(
-            settings.ami_host,
-            settings.ami_port,
-            settings.ami_user,
-            settings.ami_password,
-            on_login=self._resync,
+            server.host, server.port, server.user, server.password, on_login=self._resync
         )
         self.ami.add_listener(self._on_event, events=self.state.handled_events)
 
@@ -83,8 +86,8 @@ class TelephonyService:
             response = await client.send_action(action, timeout=15)
             for headers in response.events:
                 self._apply(headers)
-        health.report_ok("ami")
-        log.info("live state resynchronised from Asterisk")
+        health.report_ok(self.server.health_name)
+        log.info("live state resynchronised from Asterisk (%s)", self.server.health_name)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Connect, keep the state current and ticking, and record calls until ``stop``."""
@@ -95,9 +98,11 @@ class TelephonyService:
                 for event in self.state.tick(self.now()):
                     self.bus.publish(event)
                 if self.ami.connected:
-                    health.report_ok("ami")
+                    health.report_ok(self.server.health_name)
                 else:
-                    health.report_failure("ami", "not connected to the Asterisk Manager Interface")
+                    health.report_failure(
+                        self.server.health_name, "not connected to the Asterisk Manager Interface"
+                    )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1.0)
         finally:

@@ -1,0 +1,167 @@
+"""Two real Asterisk servers, each with its own AMI connection, feeding one wallboard: the
+queues show side by side keyed by server, a call waiting on the second shows only there, and
+its record is stored once."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from yarl import URL
+
+from callcenter import health
+from callcenter.channels.telephony.ami import AmiClient
+from callcenter.channels.telephony.pbx import AsteriskProcess
+from callcenter.channels.telephony.pbxconfig import PbxSettings, free_port
+from callcenter.channels.telephony.servers import ami_servers
+from callcenter.config import ConfigError, load_settings
+from callcenter.db import create_engine, session_factory
+from callcenter.migrate import upgrade_async
+from callcenter.models import Call, CallOutcome, Role, User
+from callcenter.passwords import hash_password
+from callcenter.serve import serve
+from tests.dbs import postgres_database
+from tests.scale.processes import next_event
+from tests.telephony.conftest import AGENT_PHONES, OUR_NUMBER, Pbx
+from tests.web.helpers import Visitor
+
+pytestmark = [pytest.mark.asterisk, pytest.mark.postgres]
+
+
+@pytest.fixture
+async def second_pbx() -> AsyncIterator[Pbx]:
+    """Another Asterisk on its own loopback ports, with its own agents' sipp phones."""
+    ports = {agent: free_port(socket.SOCK_DGRAM) for agent in AGENT_PHONES}
+    contacts = {agent: f"sip:{agent}@127.0.0.1:{port}" for agent, port in ports.items()}
+    async with AsteriskProcess(PbxSettings.ephemeral(agent_contacts=contacts)) as process:
+        yield Pbx(process, ports)
+
+
+async def queues_on(wallboard) -> dict[str, dict]:
+    return {q["name"]: q for q in (await next_event(wallboard, "wallboard"))["queues"]}
+
+
+def test_servers_come_from_settings_with_passwords_from_the_environment(tmp_path: Path) -> None:
+    env = {
+        "CALLCENTER_AMI_SERVERS": "msk=10.0.0.5:5038:callcenter, spb=pbx-spb:5039:cc",
+        "CALLCENTER_AMI_PASSWORD_MSK": "secret-msk",
+        "CALLCENTER_AMI_PASSWORD_SPB": "secret-spb",
+    }
+    msk, spb = ami_servers(load_settings(env))
+    assert (msk.name, msk.host, msk.port, msk.user, msk.password) == (
+        "msk", "10.0.0.5", 5038, "callcenter", "secret-msk",
+    )  # fmt: skip
+    assert (spb.host, spb.port, spb.password, spb.health_name) == (
+        "pbx-spb",
+        5039,
+        "secret-spb",
+        "ami:spb",
+    )
+    assert "secret" not in repr(msk) + repr(load_settings(env))
+
+    with pytest.raises(ConfigError, match="CALLCENTER_AMI_PASSWORD_SPB"):
+        ami_servers(load_settings({**env, "CALLCENTER_AMI_PASSWORD_SPB": ""}))
+    with pytest.raises(ConfigError, match="name=host:port:user"):
+        ami_servers(load_settings({**env, "CALLCENTER_AMI_SERVERS": "msk=10.0.0.5:5038"}))
+    config = tmp_path / "callcenter.toml"
+    config.write_text('[ami]\nservers = "msk=10.0.0.5:5038:cc"\npassword_msk = "leak"\n')
+    with pytest.raises(ConfigError, match="contains secrets"):
+        load_settings({}, config_file=config)
+
+
+async def test_two_asterisk_servers_feed_one_wallboard_side_by_side(
+    pbx: Pbx, second_pbx: Pbx, start_sipp, tmp_path: Path
+) -> None:
+    first, second = pbx.process.settings, second_pbx.process.settings
+    async with postgres_database("cc_servers") as url:
+        await upgrade_async(url)
+        engine = create_engine(url)
+        sessions = session_factory(engine)
+        async with sessions() as session, session.begin():
+            session.add(
+                User(
+                    username="sveta",
+                    role=Role.SUPERVISOR,
+                    password_hash=hash_password("password-sveta"),
+                )
+            )
+        port = free_port()
+        settings = load_settings(
+            {
+                "CALLCENTER_DATABASE_URL": url,
+                "CALLCENTER_DATA_DIR": str(tmp_path),
+                "CALLCENTER_SESSION_KEY": "servers-test-session-key-" + "z" * 32,
+                "CALLCENTER_AGI_PORT": str(free_port()),
+                "CALLCENTER_AMI_SERVERS": f"msk=127.0.0.1:{first.ami_port}:{first.ami_username},"
+                f"spb=127.0.0.1:{second.ami_port}:{second.ami_username}",
+                "CALLCENTER_AMI_PASSWORD_MSK": first.ami_secret,
+                "CALLCENTER_AMI_PASSWORD_SPB": second.ami_secret,
+            }
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(serve(settings, "127.0.0.1", port, stop))
+        spb = AmiClient("127.0.0.1", second.ami_port, second.ami_username, second.ami_secret)
+        sveta = Visitor(URL(f"http://127.0.0.1:{port}"))
+        try:
+            await spb.start()
+            for interface, paused in (("PJSIP/1001", "false"), ("PJSIP/1002", "true")):
+                response = await spb.send_action(
+                    {"Action": "QueuePause", "Queue": "support", "Interface": interface,
+                     "Paused": paused}
+                )  # fmt: skip
+                assert response.ok, response.headers
+            async with asyncio.timeout(30):
+                while not all(
+                    c.state is health.State.OK
+                    for c in health.registry.snapshot()
+                    if c.name in ("ami:msk", "ami:spb")
+                ) or {"ami:msk", "ami:spb"} - {c.name for c in health.registry.snapshot()}:
+                    assert not task.done(), task
+                    await asyncio.sleep(0.2)
+                while (await sveta.login("sveta")).status != 303:
+                    await asyncio.sleep(0.2)
+            wallboard = await sveta.get("/events")
+            board = await next_event(wallboard, "wallboard")
+            before = {q["name"]: q for q in board["queues"]}
+            assert "msk/support" in before and "spb/support" in before
+
+            phone = await start_sipp("agent_noanswer.xml", second_pbx.agent_ports["1001"])
+            caller = await start_sipp(
+                "customer_abandon.xml", free_port(socket.SOCK_DGRAM), "-s", OUR_NUMBER,
+                f"127.0.0.1:{second.sip_port}",
+            )  # fmt: skip
+            async with asyncio.timeout(20):
+                while True:
+                    queues = await queues_on(wallboard)
+                    if queues["spb/support"]["waiting"] == 1:
+                        break
+            assert queues["msk/support"]["waiting"] == 0
+            linkedid = queues["spb/support"]["callers"][0]["linkedid"]
+            for process in (caller, phone):
+                code, report = await process.finish()
+                assert code == 0, report
+
+            async with asyncio.timeout(20):
+                while True:
+                    queues = await queues_on(wallboard)
+                    if queues["spb/support"]["abandoned"] == before["spb/support"]["abandoned"] + 1:
+                        break
+            assert queues["msk/support"]["abandoned"] == before["msk/support"]["abandoned"]
+            async with asyncio.timeout(20):
+                while True:
+                    async with sessions() as session:
+                        call = await session.scalar(select(Call).where(Call.linkedid == linkedid))
+                    if call is not None:
+                        break
+                    await asyncio.sleep(0.2)
+            assert call.outcome is CallOutcome.ABANDONED and call.queue == "support"
+        finally:
+            await sveta.close()
+            await spb.stop()
+            stop.set()
+            await asyncio.wait_for(task, 20)
+            await engine.dispose()
