@@ -6,17 +6,23 @@ the same tables, so what is downloaded is what is shown.
 
 from __future__ import annotations
 
-import statistics
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callcenter.analytics.models import NO_AGENT, ContactRollup, TicketFact, TransitionRollup
+from callcenter.analytics.buckets import span
+from callcenter.analytics.models import (
+    NO_AGENT,
+    ContactRollup,
+    TicketDayRollup,
+    TicketFact,
+    TransitionRollup,
+)
 from callcenter.analytics.refresh import Calendar
 from callcenter.automation.models import SurveyAnswer
 from callcenter.models import Queue, Ticket
@@ -85,7 +91,7 @@ def rate(part: int, whole: int) -> float | None:
 
 
 def _avg(total: int | None, count: int) -> float | None:
-    return round(total / count, 1) if count and total is not None else None
+    return round(float(total) / count, 1) if count and total is not None else None
 
 
 def _contacts_where(f: Filters) -> list[ColumnElement[bool]]:
@@ -99,51 +105,75 @@ def _contacts_where(f: Filters) -> list[ColumnElement[bool]]:
     return where
 
 
-def _tickets_where(f: Filters, day: Any = TicketFact.day) -> list[ColumnElement[bool]]:
-    where = [day >= f.first, day <= f.last]
+def _tickets_where(f: Filters) -> list[ColumnElement[bool]]:
+    where = [TicketDayRollup.day >= f.first, TicketDayRollup.day <= f.last]
     if f.channel:
-        where.append(TicketFact.channel == f.channel)
+        where.append(TicketDayRollup.channel == f.channel)
     if f.agent_id is not None:
-        where.append(TicketFact.agent_id == f.agent_id)
+        where.append(TicketDayRollup.agent_id == f.agent_id)
     return where
 
 
-async def _medians(
-    session: AsyncSession, value: Any, where: Sequence[ColumnElement[bool]]
-) -> dict[str, float]:
-    """Exact median of ``value`` per ticket channel (non-null values only)."""
-    where = [*where, value.is_not(None)]
-    if session.bind.dialect.name == "postgresql":
-        query: Select[Any] = (
-            select(TicketFact.channel, func.percentile_cont(0.5).within_group(value))
-            .where(*where)
-            .group_by(TicketFact.channel)
-        )
-        return {channel: float(m) for channel, m in await session.execute(query)}
-    values: dict[str, list[int]] = defaultdict(list)
-    for channel, v in await session.execute(select(TicketFact.channel, value).where(*where)):
-        values[channel].append(v)
-    return {channel: float(statistics.median(vs)) for channel, vs in values.items()}
+async def _nth(
+    session: AsyncSession, f: Filters, channel: str, column: Any, number: int, offset: int
+) -> int:
+    """The ``offset``-th smallest value (from 0) of ``column`` in one bucket, under ``f``."""
+    lo, hi = span(number)
+    where = [
+        TicketFact.channel == channel,
+        column >= lo,
+        column < hi,
+        TicketFact.day >= f.first,
+        TicketFact.day <= f.last,
+    ]
+    if f.agent_id is not None:
+        where.append(TicketFact.agent_id == f.agent_id)
+    query = select(column).where(*where).order_by(column).offset(offset).limit(1)
+    return int(await session.scalar(query))
+
+
+async def median(
+    session: AsyncSession, f: Filters, channel: str, column: Any, counts: dict[int, int]
+) -> float | None:
+    """The exact median of a duration: the bucket counts of the rollup say which bucket holds
+    the middle value(s), and only that bucket's rows are read from the ticket facts."""
+    total = sum(counts.values())
+    if not total:
+        return None
+    ranks = sorted({(total - 1) // 2, total // 2})
+    values = []
+    for rank in ranks:
+        before = 0
+        for number in sorted(counts):
+            if rank < before + counts[number]:
+                values.append(await _nth(session, f, channel, column, number, rank - before))
+                break
+            before += counts[number]
+    return sum(values) / len(values)
 
 
 async def overview(session: AsyncSession, f: Filters) -> list[Table]:
     """First response, resolution, volume per channel and intent, SL and abandon per hour."""
-    where = _tickets_where(f)
-    sums = await session.execute(
+    rows = await session.execute(
         select(
-            TicketFact.channel,
-            func.count(),
-            func.count(TicketFact.frt_seconds),
-            func.sum(TicketFact.frt_seconds),
-            func.count(TicketFact.resolution_seconds),
-            func.sum(TicketFact.resolution_seconds),
+            TicketDayRollup.metric,
+            TicketDayRollup.channel,
+            TicketDayRollup.bucket,
+            func.sum(TicketDayRollup.tickets),
+            func.sum(TicketDayRollup.seconds),
         )
-        .where(*where)
-        .group_by(TicketFact.channel)
-        .order_by(TicketFact.channel)
+        .where(*_tickets_where(f), TicketDayRollup.metric.in_(("created", "frt", "resolution")))
+        .group_by(TicketDayRollup.metric, TicketDayRollup.channel, TicketDayRollup.bucket)
     )
-    frt_median = await _medians(session, TicketFact.frt_seconds, where)
-    resolution_median = await _medians(session, TicketFact.resolution_seconds, where)
+    created: Counter[str] = Counter()
+    seconds: Counter[tuple[str, str]] = Counter()
+    buckets: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
+    for metric, channel, number, tickets, total in rows:
+        if metric == "created":
+            created[channel] += tickets
+        else:
+            buckets[(metric, channel)][number] = tickets
+            seconds[(metric, channel)] += total
     frt = Table(
         "frt",
         [
@@ -166,13 +196,17 @@ async def overview(session: AsyncSession, f: Filters) -> list[Table]:
         ],
         kinds=["channel", "int", "int", "seconds", "seconds"],
     )
-    for channel, tickets, responded, frt_sum, solved, res_sum in sums:
-        frt.rows.append(
-            [channel, tickets, responded, _avg(frt_sum, responded), frt_median.get(channel)]
-        )
-        resolution.rows.append(
-            [channel, tickets, solved, _avg(res_sum, solved), resolution_median.get(channel)]
-        )
+    for channel in sorted(created):
+        for table, metric, column in (
+            (frt, "frt", TicketFact.frt_seconds),
+            (resolution, "resolution", TicketFact.resolution_seconds),
+        ):
+            counts = buckets[(metric, channel)]
+            done = sum(counts.values())
+            middle = await median(session, f, channel, column, counts)
+            table.rows.append(
+                [channel, created[channel], done, _avg(seconds[(metric, channel)], done), middle]
+            )
 
     contacts = _contacts_where(f)
     by_channel = Table(
@@ -247,35 +281,35 @@ async def _service(session: AsyncSession, f: Filters) -> Table:
 
 async def repeat_contacts(session: AsyncSession, f: Filters) -> list[Table]:
     """Share of solved tickets that the customer came back about within 7 days."""
-    where = _tickets_where(f, TicketFact.solved_day)
-    repeats = func.count().filter(TicketFact.repeat)
+    where = [*_tickets_where(f), TicketDayRollup.metric == "solved"]
+    solved, repeats = func.sum(TicketDayRollup.tickets), func.sum(TicketDayRollup.repeats)
     by_day = Table(
         "repeat_day",
         ["analytics.day", "analytics.solved", "analytics.repeats", "analytics.repeat_rate"],
         kinds=["text", "int", "int", "percent"],
     )
-    for day, solved, n in await session.execute(
-        select(TicketFact.solved_day, func.count(), repeats)
+    for day, count, n in await session.execute(
+        select(TicketDayRollup.day, solved, repeats)
         .where(*where)
-        .group_by(TicketFact.solved_day)
-        .order_by(TicketFact.solved_day)
+        .group_by(TicketDayRollup.day)
+        .order_by(TicketDayRollup.day)
     ):
-        by_day.rows.append([day.isoformat(), solved, n, rate(n, solved)])
+        by_day.rows.append([day.isoformat(), count, n, rate(n, count)])
     by_channel = Table(
         "repeat_channel",
         ["analytics.channel", "analytics.solved", "analytics.repeats", "analytics.repeat_rate"],
         kinds=["channel", "int", "int", "percent"],
     )
-    for channel, solved, n in await session.execute(
-        select(TicketFact.channel, func.count(), repeats)
+    for channel, count, n in await session.execute(
+        select(TicketDayRollup.channel, solved, repeats)
         .where(*where)
-        .group_by(TicketFact.channel)
-        .order_by(TicketFact.channel)
+        .group_by(TicketDayRollup.channel)
+        .order_by(TicketDayRollup.channel)
     ):
-        by_channel.rows.append([channel, solved, n, rate(n, solved)])
-    solved = sum(r[1] for r in by_channel.rows)
+        by_channel.rows.append([channel, count, n, rate(n, count)])
+    count = sum(r[1] for r in by_channel.rows)
     n = sum(r[2] for r in by_channel.rows)
-    by_channel.rows.append(["", solved, n, rate(n, solved)])
+    by_channel.rows.append(["", count, n, rate(n, count)])
     return [by_channel, by_day]
 
 

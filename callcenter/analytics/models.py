@@ -57,8 +57,10 @@ class TicketFact(Base):
 
     __tablename__ = "analytics_tickets"
     __table_args__ = (
-        Index("ix_analytics_tickets_day", "day", "channel"),
-        Index("ix_analytics_tickets_solved_day", "solved_day", "channel"),
+        Index("ix_analytics_tickets_day", "day"),
+        Index("ix_analytics_tickets_solved_day", "solved_day"),
+        Index("ix_analytics_tickets_frt", "channel", "frt_seconds"),
+        Index("ix_analytics_tickets_resolution", "channel", "resolution_seconds"),
     )
 
     ticket_id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=False)
@@ -71,6 +73,27 @@ class TicketFact(Base):
     resolution_seconds: Mapped[int | None] = mapped_column(Integer, default=None)
     solved_day: Mapped[date | None] = mapped_column(Date, default=None)
     repeat: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class TicketDayRollup(Base):
+    """Tickets of one local day by channel and agent, per ``metric``:
+
+    - ``created``: tickets opened that day (``bucket`` 0);
+    - ``frt`` and ``resolution``: tickets opened that day with that duration's bucket
+      (``callcenter.analytics.buckets``) and the seconds summed;
+    - ``solved``: tickets solved that day (``bucket`` 0) and how many were repeat contacts.
+    """
+
+    __tablename__ = "analytics_ticket_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    metric: Mapped[str] = mapped_column(String(16), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    agent_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    tickets: Mapped[int] = mapped_column(Integer, default=0)
+    seconds: Mapped[int] = mapped_column(BigInteger, default=0)
+    repeats: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class RefreshState(Base):

@@ -22,10 +22,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from callcenter.analytics.buckets import bucket
 from callcenter.analytics.models import (
     NO_AGENT,
     ContactRollup,
     RefreshState,
+    TicketDayRollup,
     TicketFact,
     TransitionRollup,
 )
@@ -138,7 +140,7 @@ async def rebuild_contacts_day(session: AsyncSession, calendar: Calendar, day: d
         for (hour, channel, queue, agent, intent), counts in sums.items()
     ]
     if values:
-        await session.execute(insert(ContactRollup), values)
+        await session.execute(insert(ContactRollup.__table__), values)
 
 
 async def rebuild_transitions_day(session: AsyncSession, calendar: Calendar, day: date) -> None:
@@ -185,7 +187,7 @@ async def rebuild_transitions_day(session: AsyncSession, calendar: Calendar, day
         for (a, b, u), n in moves.items()
     ]
     if values:
-        await session.execute(insert(TransitionRollup), values)
+        await session.execute(insert(TransitionRollup.__table__), values)
 
 
 def _seconds(later: datetime | None, earlier: datetime) -> int | None:
@@ -198,17 +200,24 @@ def _same_issue(ticket: Ticket, intents: list[str], orders: list[str]) -> bool:
     )
 
 
-async def rebuild_tickets(session: AsyncSession, calendar: Calendar, ids: Iterable[int]) -> None:
+async def rebuild_tickets(
+    session: AsyncSession, calendar: Calendar, ids: Iterable[int]
+) -> set[date]:
     """Recompute the facts of these tickets (a missing ticket loses its row); caller commits.
+    Answers the days whose ticket rollup is now out of date.
 
     A solved ticket is a repeat when the same customer contacts us again about the same order
     number or intent after it was solved and no later than 7 days after.
     """
     wanted = sorted(set(ids))
+    days: set[date] = set()
     for n in range(0, len(wanted), TICKET_BATCH):
         batch = wanted[n : n + TICKET_BATCH]
         tickets = list(await session.scalars(select(Ticket).where(Ticket.id.in_(batch))))
         later = await _contacts_after_solving(session, [t for t in tickets if t.solved_at])
+        old = select(TicketFact.day, TicketFact.solved_day).where(TicketFact.ticket_id.in_(batch))
+        for created, solved_day in await session.execute(old):
+            days |= {created, solved_day} - {None}
         await session.execute(delete(TicketFact).where(TicketFact.ticket_id.in_(batch)))
         values = []
         for ticket in tickets:
@@ -232,8 +241,51 @@ async def rebuild_tickets(session: AsyncSession, calendar: Calendar, ids: Iterab
                 )
             )
         if values:
-            await session.execute(insert(TicketFact), values)
+            await session.execute(insert(TicketFact.__table__), values)
+            days |= {v["day"] for v in values} | {v["solved_day"] for v in values} - {None}
         session.expunge_all()
+    return days
+
+
+async def rebuild_ticket_day(session: AsyncSession, calendar: Calendar, day: date) -> None:
+    """Recompute the ticket rollup of one day from the ticket facts; the caller commits."""
+    sums: dict[tuple[str, str, int, int], Counter[str]] = defaultdict(Counter)
+    opened = select(
+        TicketFact.channel,
+        TicketFact.agent_id,
+        TicketFact.frt_seconds,
+        TicketFact.resolution_seconds,
+    ).where(TicketFact.day == day)
+    for channel, agent, frt, resolution in await session.execute(opened):
+        sums[("created", channel, agent, 0)]["tickets"] += 1
+        for metric, seconds in (("frt", frt), ("resolution", resolution)):
+            if seconds is not None:
+                counts = sums[(metric, channel, agent, bucket(seconds))]
+                counts["tickets"] += 1
+                counts["seconds"] += seconds
+    solved = select(TicketFact.channel, TicketFact.agent_id, TicketFact.repeat).where(
+        TicketFact.solved_day == day
+    )
+    for channel, agent, repeat in await session.execute(solved):
+        counts = sums[("solved", channel, agent, 0)]
+        counts["tickets"] += 1
+        counts["repeats"] += int(repeat)
+    await session.execute(delete(TicketDayRollup).where(TicketDayRollup.day == day))
+    values = [
+        dict(
+            day=day,
+            metric=metric,
+            channel=channel,
+            agent_id=agent,
+            bucket=number,
+            tickets=counts["tickets"],
+            seconds=counts["seconds"],
+            repeats=counts["repeats"],
+        )
+        for (metric, channel, agent, number), counts in sums.items()
+    ]
+    if values:
+        await session.execute(insert(TicketDayRollup.__table__), values)
 
 
 async def _contacts_after_solving(
@@ -326,7 +378,8 @@ class Refresher:
             await self._unit(rebuild_contacts_day, day)
         for day in sorted(days | {d - timedelta(days=1) for d in days}):
             await self._unit(rebuild_transitions_day, day)
-        await self._unit(rebuild_tickets, changed)
+        for day in sorted(await self._unit(rebuild_tickets, changed)):
+            await self._unit(rebuild_ticket_day, day)
         top = max([watermark, *(r.id for r in rows)])
         self._seen = {r.id for r in rows if r.id > top - LOOKBACK_IDS}
         await self._save(top, started)
@@ -350,10 +403,10 @@ class Refresher:
             )
         return found
 
-    async def _unit(self, work: Any, arg: Any) -> None:
+    async def _unit(self, work: Any, arg: Any) -> Any:
         async with self._sessions() as db, db.begin():
             await _lock(db)
-            await work(db, self.calendar, arg)
+            return await work(db, self.calendar, arg)
 
     async def _save(self, interactions: int, tickets_at: datetime) -> None:
         async with self._sessions() as db, db.begin():
@@ -373,6 +426,14 @@ class Refresher:
         started = utcnow()
         async with self._sessions() as db:
             top = await db.scalar(select(func.coalesce(func.max(Interaction.id), 0)))
+            # committed before the build began, so the build counts them
+            seen = set(
+                await db.scalars(
+                    select(Interaction.id).where(
+                        Interaction.id > top - LOOKBACK_IDS, Interaction.id <= top
+                    )
+                )
+            )
             first, last = (
                 await db.execute(
                     select(func.min(Interaction.occurred_at), func.max(Interaction.occurred_at))
@@ -381,7 +442,7 @@ class Refresher:
             last_ticket = await db.scalar(select(func.coalesce(func.max(Ticket.id), 0)))
         async with self._sessions() as db, db.begin():
             await _lock(db)
-            for table in (ContactRollup, TransitionRollup, TicketFact):
+            for table in (ContactRollup, TransitionRollup, TicketFact, TicketDayRollup):
                 await db.execute(delete(table))
         if first is not None:
             day, end = self.calendar.day(first), self.calendar.day(last)
@@ -389,9 +450,13 @@ class Refresher:
                 await self._unit(rebuild_contacts_day, day)
                 await self._unit(rebuild_transitions_day, day)
                 day += timedelta(days=1)
+        days: set[date] = set()
         for n in range(1, last_ticket + 1, TICKET_BATCH):
-            await self._unit(rebuild_tickets, range(n, min(n + TICKET_BATCH, last_ticket + 1)))
-        self._seen = set()
+            batch = range(n, min(n + TICKET_BATCH, last_ticket + 1))
+            days |= await self._unit(rebuild_tickets, batch)
+        for day in sorted(days):
+            await self._unit(rebuild_ticket_day, day)
+        self._seen = seen
         await self._save(top, started)
         log.info("analytics rollups rebuilt in %.0f s", (utcnow() - started).total_seconds())
 

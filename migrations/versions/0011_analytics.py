@@ -67,10 +67,27 @@ def upgrade() -> None:
         sa.Column("repeat", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("ticket_id", name=op.f("pk_analytics_tickets")),
     )
-    op.create_index("ix_analytics_tickets_day", "analytics_tickets", ["day", "channel"])
+    op.create_index("ix_analytics_tickets_day", "analytics_tickets", ["day"])
+    op.create_index("ix_analytics_tickets_solved_day", "analytics_tickets", ["solved_day"])
+    op.create_index("ix_analytics_tickets_frt", "analytics_tickets", ["channel", "frt_seconds"])
     op.create_index(
-        "ix_analytics_tickets_solved_day", "analytics_tickets", ["solved_day", "channel"]
+        "ix_analytics_tickets_resolution", "analytics_tickets", ["channel", "resolution_seconds"]
     )
+    op.create_table(
+        "analytics_ticket_days",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("metric", sa.String(length=16), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("agent_id", sa.Integer(), nullable=False),
+        sa.Column("bucket", sa.SmallInteger(), nullable=False),
+        _count("tickets"),
+        sa.Column("seconds", sa.BigInteger(), nullable=False),
+        _count("repeats"),
+        sa.PrimaryKeyConstraint(
+            "day", "metric", "channel", "agent_id", "bucket",
+            name=op.f("pk_analytics_ticket_days"),
+        ),
+    )  # fmt: skip
     op.create_table(
         "analytics_state",
         sa.Column("name", sa.String(length=32), nullable=False),
@@ -87,6 +104,7 @@ def downgrade() -> None:
     op.drop_index("ix_analytics_interactions_occurred_at", table_name="interactions")
     for table in (
         "analytics_state",
+        "analytics_ticket_days",
         "analytics_tickets",
         "analytics_transitions",
         "analytics_contacts",

@@ -4,6 +4,7 @@ hand, on SQLite and PostgreSQL, through the rollups the refresher builds."""
 from __future__ import annotations
 
 import random
+import statistics
 from datetime import timedelta
 
 import pytest
@@ -14,8 +15,8 @@ from callcenter.analytics.audit import audit
 from callcenter.analytics.figures import Filters, Table, nps, overview, repeat_contacts, transitions
 from callcenter.analytics.models import TicketFact
 from callcenter.analytics.refresh import Refresher
-from callcenter.models import Channel, Interaction, User
-from tests.analytics.dataset import HOSTILE, D, Dataset, make
+from callcenter.models import Channel, Customer, Interaction, Ticket, User
+from tests.analytics.dataset import HOSTILE, T0, D, Dataset, make
 
 WEEK = timedelta(days=7)
 
@@ -203,3 +204,42 @@ async def test_rebuild_matches_incremental(sessions, data) -> None:
     assert [(f.ticket_id, f.repeat, f.frt_seconds) for f in again] == [
         (f.ticket_id, f.repeat, f.frt_seconds) for f in facts
     ]
+
+
+async def test_medians_read_from_buckets_equal_the_plain_median(sessions, staff) -> None:
+    """Many durations sharing buckets, odd and even counts, middle values across buckets."""
+    rng = random.Random(3)
+    samples = [
+        [100, 101, 102, 103, 500, 1000],
+        [7],
+        [59, 60, 61, 62],
+        *[[rng.choice([rng.randrange(5000), rng.randrange(200, 260)]) for _ in range(n)]
+          for n in (2, 9, 40, 41)],
+    ]  # fmt: skip
+    async with sessions() as db, db.begin():
+        customer = Customer(display_name="x")
+        db.add(customer)
+        await db.flush()
+        for n, durations in enumerate(samples):
+            opened = T0 + timedelta(days=n)
+            for seconds in durations:
+                db.add(
+                    Ticket(
+                        customer_id=customer.id,
+                        channel=Channel.EMAIL,
+                        created_at=opened,
+                        updated_at=opened,
+                        first_response_at=opened + timedelta(seconds=seconds),
+                        solved_at=opened + timedelta(seconds=2 * seconds),
+                    )
+                )
+    await Refresher(sessions, "Europe/Moscow").refresh()
+    async with sessions() as db:
+        for n, durations in enumerate(samples):
+            day = D + timedelta(days=n)
+            [frt, resolution, *_] = await overview(db, Filters(day, day))
+            assert frt.rows == [
+                ["email", len(durations), len(durations), round(statistics.mean(durations), 1),
+                 statistics.median(durations)]
+            ]  # fmt: skip
+            assert resolution.rows[0][4] == 2 * statistics.median(durations)
