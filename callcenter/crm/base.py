@@ -64,6 +64,14 @@ class Ref:
     id: str
 
 
+class Steps(Protocol):
+    """What a push of several requests already did, kept across retries of its outbox row."""
+
+    def get(self, step: str) -> str | None: ...
+
+    async def save(self, step: str, value: str) -> None: ...
+
+
 class Connector(Protocol):
     name: str
 
@@ -73,7 +81,7 @@ class Connector(Protocol):
 
     async def push_message(self, message: MessagePush, parent: Ref) -> Ref: ...
 
-    async def push_call(self, call: CallPush) -> Ref: ...
+    async def push_call(self, call: CallPush, steps: Steps) -> Ref: ...
 
 
 def money(amount: float, currency: str) -> str:

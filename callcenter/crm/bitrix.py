@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from callcenter.crm.base import CallPush, CrmProfile, MessagePush, Ref, TicketPush, money
+from callcenter.crm.base import CallPush, CrmProfile, MessagePush, Ref, Steps, TicketPush, money
 from callcenter.outbox import PermanentFailure, RetryLater
 
 TIMEOUT = aiohttp.ClientTimeout(total=15)
@@ -151,27 +151,33 @@ class Bitrix24:
         result = await self.call("crm.timeline.comment.add", {"fields": fields})
         return Ref("comment", str(result))
 
-    async def push_call(self, call: CallPush) -> Ref:
-        registered = await self.call(
-            "telephony.externalcall.register",
-            {
+    async def push_call(self, call: CallPush, steps: Steps) -> Ref:
+        """Register, finish, attach the recording; a retry resumes after the last step done."""
+        call_id = steps.get("register")
+        if call_id is None:
+            registered = await self.call(
+                "telephony.externalcall.register",
+                {
+                    "USER_ID": self.user_id,
+                    "PHONE_NUMBER": call.phone,
+                    "TYPE": INCOMING,
+                    "CALL_START_DATE": call.started_at,
+                    "CRM_CREATE": 1,
+                    "SHOW": 0,
+                },
+            )
+            call_id = str(registered["CALL_ID"])
+            await steps.save("register", call_id)
+        if steps.get("finish") is None:
+            finish = {
+                "CALL_ID": call_id,
                 "USER_ID": self.user_id,
-                "PHONE_NUMBER": call.phone,
-                "TYPE": INCOMING,
-                "CALL_START_DATE": call.started_at,
-                "CRM_CREATE": 1,
-                "SHOW": 0,
-            },
-        )
-        call_id = str(registered["CALL_ID"])
-        finish: dict[str, Any] = {
-            "CALL_ID": call_id,
-            "USER_ID": self.user_id,
-            "DURATION": call.duration_seconds,
-            "STATUS_CODE": ANSWERED if call.answered else MISSED,
-            "ADD_TO_CHAT": 0,
-        }
-        await self.call("telephony.externalcall.finish", finish)
+                "DURATION": call.duration_seconds,
+                "STATUS_CODE": ANSWERED if call.answered else MISSED,
+                "ADD_TO_CHAT": 0,
+            }
+            await self.call("telephony.externalcall.finish", finish)
+            await steps.save("finish", call_id)
         if call.recording_url:
             await self.call(
                 "telephony.externalCall.attachRecord",

@@ -34,6 +34,22 @@ def ticket_push(data: dict[str, Any]) -> TicketPush:
     return TicketPush(**{**data, "contact": Contact(**data["contact"])})
 
 
+class StoredSteps:
+    """A call push's finished steps, as ``crm_records`` rows of kind ``call.<step>``."""
+
+    def __init__(self, sender: CrmSender, interaction_id: int, done: dict[str, str]) -> None:
+        self.sender = sender
+        self.interaction_id = interaction_id
+        self.done = done
+
+    def get(self, step: str) -> str | None:
+        return self.done.get(step)
+
+    async def save(self, step: str, value: str) -> None:
+        await self.sender._remember(f"call.{step}", self.interaction_id, Ref("step", value))
+        self.done[step] = value
+
+
 class CrmSender:
     channel = CHANNEL
 
@@ -71,6 +87,18 @@ class CrmSender:
                 )
             )
 
+    async def _steps(self, interaction_id: int) -> StoredSteps:
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(CrmRecord).where(
+                    CrmRecord.provider == self.connector.name,
+                    CrmRecord.local_kind.startswith("call."),
+                    CrmRecord.local_id == interaction_id,
+                )
+            )
+            done = {row.local_kind.removeprefix("call."): row.remote_id for row in rows}
+        return StoredSteps(self, interaction_id, done)
+
     async def _ticket(self, data: dict[str, Any]) -> Ref:
         ticket = ticket_push(data)
         ref = await self._known("ticket", ticket.ticket_id)
@@ -90,7 +118,7 @@ class CrmSender:
             call = CallPush(**payload["call"])
             ref = await self._known("call", call.interaction_id)
             if ref is None:
-                ref = await self.connector.push_call(call)
+                ref = await self.connector.push_call(call, await self._steps(call.interaction_id))
                 await self._remember("call", call.interaction_id, ref)
             return ref
         raise PermanentFailure(f"unknown CRM push {kind!r}")

@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from callcenter.crm.base import CallPush, CrmProfile, MessagePush, Ref, TicketPush, money
+from callcenter.crm.base import CallPush, CrmProfile, MessagePush, Ref, Steps, TicketPush, money
 from callcenter.outbox import PermanentFailure, RetryLater
 
 TIMEOUT = aiohttp.ClientTimeout(total=15)
@@ -159,7 +159,8 @@ class ZohoCrm:
         }
         return await self._create("Notes", note)
 
-    async def push_call(self, call: CallPush) -> Ref:
+    async def push_call(self, call: CallPush, steps: Steps) -> Ref:
+        """One request: nothing to resume (``steps`` unused)."""
         minutes, seconds = divmod(call.duration_seconds, 60)
         record: dict[str, Any] = {
             "Subject": f"{'Входящий' if call.answered else 'Пропущенный'} звонок {call.phone}",

@@ -35,6 +35,19 @@ class Failure:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+class MemorySteps:
+    """Steps of a multi-request push kept in memory (the sender keeps them in the database)."""
+
+    def __init__(self) -> None:
+        self.done: dict[str, str] = {}
+
+    def get(self, step: str) -> str | None:
+        return self.done.get(step)
+
+    async def save(self, step: str, value: str) -> None:
+        self.done[step] = value
+
+
 class FakeBitrix24:
     """A portal with one inbound webhook (user 1, code ``CODE``) and the CRM methods we use."""
 
@@ -43,6 +56,7 @@ class FakeBitrix24:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.failures: list[Failure] = []
+        self.failures_for: dict[str, list[Failure]] = {}
         self.hang = asyncio.Event()  # set: every request waits until released
         self.release = asyncio.Event()
         self.contacts: dict[int, dict[str, Any]] = {}
@@ -80,8 +94,9 @@ class FakeBitrix24:
                 },
                 status=401,
             )
-        if self.failures:
-            failure = self.failures.pop(0)
+        queued = self.failures_for.get(method) or self.failures
+        if queued:
+            failure = queued.pop(0)
             return web.json_response(failure.body, status=failure.status, headers=failure.headers)
         try:
             result = self.result(method, params)

@@ -7,7 +7,14 @@ import pytest
 from callcenter.crm.base import CallPush, Contact, MessagePush, Ref, TicketPush
 from callcenter.crm.bitrix import Bitrix24
 from callcenter.outbox import PermanentFailure, RetryLater
-from tests.crm.fakes import EXPIRED, QUERY_LIMIT, SERVER_ERROR, Failure, FakeBitrix24
+from tests.crm.fakes import (
+    EXPIRED,
+    QUERY_LIMIT,
+    SERVER_ERROR,
+    Failure,
+    FakeBitrix24,
+    MemorySteps,
+)
 
 
 def ivan_with_deals(fake: FakeBitrix24) -> None:
@@ -144,7 +151,8 @@ async def test_a_call_is_registered_finished_and_its_recording_attached(
             duration_seconds=95,
             answered=True,
             recording_url="https://help.example.ru/calls/31/recording",
-        )
+        ),
+        MemorySteps(),
     )
 
     assert ref == Ref("call", next(iter(bitrix_fake.external_calls)))
@@ -165,7 +173,7 @@ async def test_a_missed_call_is_finished_as_missed_without_a_recording(
     bitrix: Bitrix24, bitrix_fake: FakeBitrix24
 ) -> None:
     ref = await bitrix.push_call(
-        CallPush(32, "+79161234567", "2026-11-28T10:20:00+00:00", 0, False)
+        CallPush(32, "+79161234567", "2026-11-28T10:20:00+00:00", 0, False), MemorySteps()
     )
 
     assert bitrix_fake.external_calls[ref.id]["finish"]["STATUS_CODE"] == "304"

@@ -25,7 +25,7 @@ from tests.automation.helpers import (
     outbox_rows,
     receive,
 )
-from tests.crm.fakes import QUERY_LIMIT, Failure, FakeBitrix24, FakeZoho
+from tests.crm.fakes import QUERY_LIMIT, SERVER_ERROR, Failure, FakeBitrix24, FakeZoho
 
 PUBLIC_URL = "https://help.example.ru"
 
@@ -118,14 +118,22 @@ async def test_an_ended_call_is_registered_and_finished_with_its_recording(
     )
     await deliver(Feed(sessions, crm=True, public_url=PUBLIC_URL), recorded)
 
-    worker = OutboxWorker(sessions, [CrmSender(bitrix, sessions, health=HealthRegistry())])
+    clock = Clock(utcnow())
+    sender = CrmSender(bitrix, sessions, health=HealthRegistry())
+    worker = OutboxWorker(sessions, [sender], now=clock)
+    bitrix_fake.failures_for["telephony.externalcall.finish"] = [SERVER_ERROR]
+    assert await worker.run_once() == 1
+    clock.advance(seconds=2)
     assert await worker.run_once() == 1
 
     assert bitrix_fake.methods() == [
         "telephony.externalcall.register",
-        "telephony.externalcall.finish",
+        "telephony.externalcall.finish",  # HTTP 500: the row is retried ...
+        "telephony.externalcall.finish",  # ... from the step that failed
         "telephony.externalCall.attachRecord",
     ]
+    [row] = await outbox_rows(sessions)
+    assert (row.status, row.attempts) == (OutboxStatus.SENT, 2)
     [call] = bitrix_fake.external_calls.values()
     assert call["register"]["PHONE_NUMBER"] == "+79161234567"
     assert call["register"]["CALL_START_DATE"] == "2026-11-28T10:15:00+00:00"

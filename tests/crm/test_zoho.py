@@ -7,7 +7,7 @@ import pytest
 from callcenter.crm.base import CallPush, Contact, MessagePush, TicketPush
 from callcenter.crm.zoho import ZohoCrm
 from callcenter.outbox import PermanentFailure, RetryLater
-from tests.crm.fakes import Failure, FakeZoho
+from tests.crm.fakes import Failure, FakeZoho, MemorySteps
 
 
 def ivan(fake: FakeZoho) -> None:
@@ -126,7 +126,8 @@ async def test_ticket_lead_note_and_call(zoho: ZohoCrm, zoho_fake: FakeZoho) -> 
     )
     await zoho.push_message(MessagePush(8, 5, "email", "Спасибо, жду"), lead)
     await zoho.push_call(
-        CallPush(31, "+79161234567", "2026-11-28T10:15:00+00:00", 95, True, "https://h/rec")
+        CallPush(31, "+79161234567", "2026-11-28T10:15:00+00:00", 95, True, "https://h/rec"),
+        MemorySteps(),
     )
 
     [lead_row] = zoho_fake.records["Leads"]
