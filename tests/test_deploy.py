@@ -30,8 +30,8 @@ from callcenter.config import SECRET_FIELDS
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / "docker" / "callcenter.env.example"
-SERVICES = {"postgres", "asterisk", "migrate", "callcenter", "telegram", "email", "proxy"}
-APP_SERVICES = {"migrate", "callcenter", "telegram", "email"}
+SERVICES = {"postgres", "asterisk", "migrate", "callcenter", "web", "telegram", "email", "proxy"}
+APP_SERVICES = {"migrate", "callcenter", "web", "telegram", "email"}
 SECRETS = {f"CALLCENTER_{name.upper()}" for name in SECRET_FIELDS} | {
     "POSTGRES_PASSWORD",
     *(f"PBX_AGENT_{agent}_PASSWORD" for agent in ("1001", "1002", "1003", "1004")),
@@ -322,3 +322,64 @@ def test_asterisk_in_the_container_listens_where_the_compose_file_says(tmp_path,
     udp = {proc_address(line) for line in udp_part.split()}
     assert tcp == {(pbx, 5038), (pbx, 8088)}, tcp
     assert ("0.0.0.0", 5060) in udp
+
+
+def caddy_proxies(env: dict[str, str]) -> dict[str, dict]:
+    """docker/Caddyfile adapted to Caddy's JSON by the real Caddy (which validates it): each
+    reverse proxy keyed by its route's matcher ("[]" for the catch-all)."""
+    caddy = shutil.which("caddy")
+    assert caddy, "caddy is missing: apt-get install -y caddy (scripts/setup --test)"
+    done = subprocess.run(
+        [caddy, "adapt", "--config", str(REPO / "docker" / "Caddyfile"), "--adapter", "caddyfile"],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env},
+    )
+    assert done.returncode == 0, done.stderr
+    [server] = json.loads(done.stdout)["apps"]["http"]["servers"].values()
+    return {
+        json.dumps(route.get("match", [])): route["handle"][0]["routes"][0]["handle"][0]
+        for route in server["routes"][0]["handle"][0]["routes"]
+        if route["handle"][0]["handler"] == "subroute"
+    }
+
+
+def test_a_second_web_process_shares_the_database_and_leaves_telephony_alone(resolved):
+    services = resolved["services"]
+    main, web = services["callcenter"]["environment"], services["web"]["environment"]
+    assert services["web"]["command"] == ["serve"] and services["web"]["profiles"] == ["scale"]
+    for same in ("POSTGRES_HOST", "POSTGRES_DB", "CALLCENTER_SESSION_KEY", "CALLCENTER_PUBLIC_URL"):
+        assert web[same] == main[same], same
+    # Only the main process talks to Asterisk and reads the channels.
+    for off in ("CALLCENTER_AMI_PASSWORD", "CALLCENTER_ARI_PASSWORD"):
+        assert web[off] == "" and main[off] != "", off
+    assert web["CALLCENTER_TELEGRAM_TOKEN"] == web["CALLCENTER_IMAP_USER"] == ""
+    address = services["web"]["networks"]["backend"]["ipv4_address"]
+    assert address != services["callcenter"]["networks"]["backend"]["ipv4_address"]
+    assert web["CALLCENTER_WEB_HOST"] == address
+    assert "healthz.py" in " ".join(services["web"]["healthcheck"]["test"])
+    # The apps believe X-Forwarded-For from the proxy's address, and from nobody else.
+    proxy = services["proxy"]["networks"]["backend"]["ipv4_address"]
+    assert main["CALLCENTER_TRUSTED_PROXIES"] == web["CALLCENTER_TRUSTED_PROXIES"] == proxy
+    example = (REPO / "docker" / "proxy.env.example").read_text(encoding="utf-8")
+    assert re.search(r"^REPLICAS=$", example, re.M) and f"{address}:8080" in example
+
+
+def test_the_proxy_shares_pages_and_streams_but_sends_telephony_to_the_main_process(resolved):
+    services = resolved["services"]
+    upstream = services["proxy"]["environment"]["UPSTREAM"]
+    replica = services["web"]["networks"]["backend"]["ipv4_address"] + ":8080"
+    env = {"SITE_ADDRESS": "support.example.com", "ACME_EMAIL": "a@example.com"}
+    proxies = caddy_proxies({**env, "UPSTREAM": upstream, "REPLICAS": replica})
+    shared = proxies["[]"]
+    assert [u["dial"] for u in shared["upstreams"]] == [upstream, replica]
+    assert shared["flush_interval"] == -1  # event streams are not buffered
+    assert shared["health_checks"]["active"]["uri"] == "/healthz"
+    telephony = [p for key, p in proxies.items() if key != "[]"]
+    assert telephony and all([u["dial"] for u in p["upstreams"]] == [upstream] for p in telephony)
+    matched = " ".join(proxies)
+    for path in ("/agent", "/supervisor/*", "/metrics", "/customers/[0-9]+/call"):
+        assert path in matched, path
+    # Without replicas everything goes to the main process.
+    alone = caddy_proxies({**env, "UPSTREAM": upstream, "REPLICAS": ""})
+    assert {u["dial"] for p in alone.values() for u in p["upstreams"]} == {upstream}
