@@ -11,10 +11,12 @@ from callcenter.channels.telephony.ami import AmiClient
 from callcenter.channels.telephony.amiframes import (
     AmiEvent,
     AmiFrameError,
+    EventRoutes,
     FrameReader,
+    event_frames,
     event_of,
+    lazy_event,
     parse_frame,
-    unsolicited_events,
 )
 
 BANNER = b"Asterisk Call Manager/9.0.0\r\n"
@@ -114,12 +116,24 @@ def test_endless_frame_is_refused():
             reader.feed(b"X-Junk: " + b"a" * 100_000 + b"\r\n")
 
 
+def unsolicited_events(chunk: bytes, action_pending: bool) -> tuple[list[AmiEvent], list[bytes]]:
+    """What the AMI client's consumer builds for a listener of every event."""
+    frames, others = event_frames(chunk, action_pending)
+    routes = EventRoutes([(None, None)])
+    events = []
+    for frame in frames:
+        name, listeners = routes[frame.split(b"\r\n", 1)[0]]
+        if listeners:
+            events.append(lazy_event(name, frame))
+    return events, others
+
+
 def events_in_two(stream: bytes, cut: int, action_pending: bool = False) -> list[AmiEvent]:
-    reader, names = FrameReader(), {}
+    reader = FrameReader()
     events = []
     for part in (stream[:cut], stream[cut:]):
         if chunk := reader.feed_chunk(part):
-            events += unsolicited_events(chunk, action_pending, names)[0]
+            events += unsolicited_events(chunk, action_pending)[0]
     return events
 
 
@@ -142,14 +156,14 @@ def test_responses_and_events_of_a_pending_action_are_not_unsolicited_events():
     reader = FrameReader()
     chunk = reader.feed_chunk(stream)
 
-    events, others = unsolicited_events(chunk, True, {})
+    events, others = unsolicited_events(chunk, True)
     assert [e.name for e in events] == ["AgentCalled"]
     assert [parse_frame(f.decode())["ActionID"] for f in others] == ["7", "7"]
     # With no action waiting, an event with an ActionID is an event like any other.
-    events, others = unsolicited_events(chunk, False, {})
+    events, others = unsolicited_events(chunk, False)
     assert [e.name for e in events] == ["AgentCalled", "QueueMember"]
     assert events[1].headers["Name"] == "А"
-    assert len(others) == 1
+    assert others == []  # the unanswered response is no event: no listener gets it
 
 
 async def test_a_listener_gets_only_the_events_it_asked_for():
@@ -178,3 +192,15 @@ async def test_a_listener_gets_only_the_events_it_asked_for():
         server.close()
     assert [e.name for e in everything] == ["FullyBooted", "AgentCalled", "Newchannel"]
     assert [e.headers["CallerIDName"] for e in new_channels] == ["Ёлкина Жанна 🙂"]
+
+
+def test_routes_skip_frames_that_are_no_event_and_stay_bounded():
+    everything, hangups = object(), object()
+    routes = EventRoutes([(everything, None), (hangups, frozenset({"Hangup"}))])
+    assert routes[b"Event: Hangup"] == ("Hangup", (everything, hangups))
+    assert routes[b"Event: Newexten"] == ("Newexten", (everything,))
+    assert routes[b"Response: Success"] == ("", ())
+    assert routes["Event: Ёлка".encode()] == ("Ёлка", (everything,))
+    for n in range(5000):
+        assert routes[f"Event: Junk{n}".encode()][0] == f"Junk{n}"
+    assert len(routes) <= 1024

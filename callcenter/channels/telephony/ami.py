@@ -24,10 +24,12 @@ from panoramisk.message import Message
 from callcenter.channels.telephony.amiframes import (
     AmiEvent,
     AmiFrameError,
+    EventRoutes,
     FrameReader,
     decode,
+    event_frame,
+    event_frames,
     parse_frame,
-    unsolicited_events,
 )
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,10 @@ def _check_value(value: str) -> str:
     return value
 
 
+def _is_fully_booted(frame: bytes) -> bool:
+    return frame == b"Event: FullyBooted" or frame.startswith(b"Event: FullyBooted\r\n")
+
+
 class _Protocol(AMIProtocol):
     """panoramisk's protocol, reading bytes with FrameReader instead of decoding each read."""
 
@@ -78,7 +84,6 @@ class _Protocol(AMIProtocol):
         self._client = client
         self._lost = lost
         self._frames = FrameReader()
-        self._names: dict[bytes, str] = {}
         self.booted = asyncio.Event()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -96,13 +101,13 @@ class _Protocol(AMIProtocol):
         # Events are queued undecoded: most of Asterisk's stream interests no listener.
         if not chunk:
             return
-        events, others = unsolicited_events(chunk, bool(self.responses), self._names)
+        events, others = event_frames(chunk, bool(self.responses))
         for frame in others:
             headers = parse_frame(decode(frame))
             if "Response" in headers or "Event" in headers:
                 self.handle_message(Message(headers))
         if events:
-            if not self.booted.is_set() and any(e.name == "FullyBooted" for e in events):
+            if not self.booted.is_set() and any(map(_is_fully_booted, events)):
                 self.booted.set()
             self._client._enqueue(events)
 
@@ -146,7 +151,8 @@ class AmiClient:
         self.boot_timeout = boot_timeout
         self._backoff = backoff
         self._listeners: list[tuple[EventListener, frozenset[str] | None]] = []
-        self._queue: asyncio.Queue[list[AmiEvent]] = asyncio.Queue()
+        self._routes = EventRoutes(self._listeners)
+        self._queue: asyncio.Queue[list[bytes]] = asyncio.Queue()
         self._protocol: _Protocol | None = None
         self._logged_in = asyncio.Event()
         self._refused = asyncio.Event()
@@ -156,15 +162,17 @@ class AmiClient:
 
     # Used by panoramisk's protocol for events that carry an unknown ActionID.
     def dispatch(self, message: Message) -> None:
-        self._enqueue([AmiEvent(message["Event"], _plain(message))])
+        self._enqueue([event_frame(AmiEvent(message["Event"], _plain(message)))])
 
-    def _enqueue(self, events: list[AmiEvent]) -> None:
-        self._queue.put_nowait(events)
+    def _enqueue(self, frames: list[bytes]) -> None:
+        """Queue undecoded frames for the listeners; those that are no event are skipped."""
+        self._queue.put_nowait(frames)
 
     def add_listener(self, listener: EventListener, events: Collection[str] | None = None) -> None:
         """Call `listener` (plain or async) with every event, in order, from one task;
         with `events`, only with the events of those names (the others are never decoded)."""
         self._listeners.append((listener, None if events is None else frozenset(events)))
+        self._routes.clear()
 
     @property
     def connected(self) -> bool:
@@ -240,17 +248,24 @@ class AmiClient:
         return AmiResponse(_plain(messages[0]), [_plain(m) for m in messages[1:]])
 
     async def _consume(self) -> None:
+        # The hot path: one dict lookup routes a frame; an event is built only when some
+        # listener wants it, and decoded only when one reads its headers.
+        routes, new = self._routes, AmiEvent.__new__
         while True:
-            for event in await self._queue.get():
-                for listener, names in self._listeners:
-                    if names is not None and event.name not in names:
-                        continue
+            for frame in await self._queue.get():
+                end = frame.find(b"\r\n")
+                name, listeners = routes[frame if end < 0 else frame[:end]]
+                if not listeners:
+                    continue
+                event = new(AmiEvent)  # what `lazy_event` does, without the call
+                event.name, event._headers, event._frame = name, None, frame
+                for listener in listeners:
                     try:
                         result = listener(event)
                         if result is not None:  # an async listener's awaitable
                             await result
                     except Exception:
-                        log.exception("AMI listener failed on %s", event.name)
+                        log.exception("AMI listener failed on %s", name)
 
     async def _supervise(self) -> None:
         low, high = self._backoff

@@ -12,6 +12,7 @@ frame's bytes and decodes its headers only when a listener first asks for them.
 from __future__ import annotations
 
 import logging
+from typing import TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,8 @@ MAX_EVENT_NAMES = 1024
 # Legacy Russian systems may still send Windows-1251 caller names (invalid as UTF-8).
 FALLBACK_ENCODING = "cp1251"
 
+L = TypeVar("L")
+
 
 class AmiFrameError(ValueError):
     """The peer does not speak AMI (oversized frame)."""
@@ -34,7 +37,7 @@ class AmiFrameError(ValueError):
 class AmiEvent:
     """One AMI event. Repeated headers (ChanVariable) have their values joined by "\\n".
 
-    Events read from the wire (`unsolicited_events`) keep their frame's bytes and decode them
+    Events read from the wire (`lazy_event`) keep their frame's bytes and decode them
     on the first access to ``headers``: most of Asterisk's stream is read by nobody.
     """
 
@@ -95,34 +98,68 @@ def parse_frame(text: str) -> dict[str, str]:
     return headers
 
 
-def unsolicited_events(
-    chunk: bytes, action_pending: bool, names: dict[bytes, str]
-) -> tuple[list[AmiEvent], list[bytes]]:
-    """The events among the frames of `chunk` (see `FrameReader.feed_chunk`), undecoded,
-    and the other frames (responses, and events answering an action), each in order.
+def event_frames(chunk: bytes, action_pending: bool) -> tuple[list[bytes], list[bytes]]:
+    """The frames of `chunk` (see `FrameReader.feed_chunk`) that go to the event listeners,
+    undecoded, and those that answer a pending action, each in order.
 
-    Only event names are read (`names` caches them decoded). While no action is pending
-    every event is unsolicited, so frames are not even searched for an ActionID.
+    While no action is pending nothing can answer one, so the frames are not even searched
+    for an ActionID: every frame goes to the listeners' side, where `EventRoutes` passes
+    over those that are no event (an unanswered response is dropped either way).
     """
-    events: list[AmiEvent] = []
+    frames = chunk.split(FRAME_END)
+    if not action_pending:
+        return frames, []
+    events: list[bytes] = []
     others: list[bytes] = []
-    new = AmiEvent.__new__
-    for frame in chunk.split(FRAME_END):
-        if not frame.startswith(EVENT_PREFIX) or (action_pending and ACTION_ID in frame):
-            if frame.strip(b"\r\n"):
-                others.append(frame)
-            continue
-        end = frame.find(b"\r\n")
-        raw_name = frame[len(EVENT_PREFIX) : end if end >= 0 else None]
-        name = names.get(raw_name)
-        if name is None:
-            name = decode(raw_name)
-            if len(names) < MAX_EVENT_NAMES:
-                names[raw_name] = name
-        event = new(AmiEvent)
-        event.name, event._headers, event._frame = name, None, frame
-        events.append(event)
+    for frame in frames:
+        if frame.startswith(EVENT_PREFIX) and ACTION_ID not in frame:
+            events.append(frame)
+        elif frame.strip(b"\r\n"):
+            others.append(frame)
     return events, others
+
+
+def event_frame(event: AmiEvent) -> bytes:
+    """An event back in wire form, for the rare event decoded before it was queued."""
+    lines = [f"{key}: {line}" for key, value in event.headers.items() for line in value.split("\n")]
+    return "\r\n".join(lines).encode()
+
+
+def lazy_event(name: str, frame: bytes) -> AmiEvent:
+    """An event whose headers are decoded from `frame` on first access."""
+    event = _new_event(AmiEvent)
+    event.name, event._headers, event._frame = name, None, frame
+    return event
+
+
+_new_event = AmiEvent.__new__
+
+
+class EventRoutes(dict[bytes, tuple[str, tuple[L, ...]]]):
+    """Who gets an event, keyed by its frame's first line: the decoded event
+    name and the listeners that asked for it, filled on first sight of each line.
+
+    A frame that is no event, or an event nobody asked for, maps to no listeners and is
+    never decoded. The cache is bounded: a peer sending endless new names must not grow it.
+    Clear it when the listeners change.
+    """
+
+    def __init__(self, listeners: list[tuple[L, frozenset[str] | None]]) -> None:
+        super().__init__()
+        self._listeners = listeners
+
+    def __missing__(self, head: bytes) -> tuple[str, tuple[L, ...]]:
+        if head.startswith(EVENT_PREFIX):
+            name = decode(head[len(EVENT_PREFIX) :])
+            listeners = tuple(
+                listener for listener, names in self._listeners if names is None or name in names
+            )
+            route = (name, listeners)
+        else:
+            route = ("", ())
+        if len(self) < MAX_EVENT_NAMES:
+            self[head] = route
+        return route
 
 
 class FrameReader:
