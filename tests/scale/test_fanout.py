@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import asyncpg
 import pytest
 
-from callcenter.models import Role
+from callcenter.models import Role, User
 from callcenter.pgnotify import PgNotify, asyncpg_dsn
-from callcenter.web.fanout import Fanout, Reassembler, split
+from callcenter.web.fanout import Fanout, Reassembler, close_inactive, split
 from callcenter.web.streams import Connection, Hub
 from tests.dbs import PG_ADMIN_DSN, postgres_database
 
@@ -160,3 +160,16 @@ async def test_after_the_listen_connection_is_killed_it_recovers_and_resyncs(url
         a.hub.publish_to_user(1, "card", {"id": "pop:after"})
         assert [f["id"] for f in await frames(anna_on_b, 1)] == ["pop:after"]
         assert [f["id"] for f in await frames(boris_on_a, 1)] == ["pop:while-down"]
+
+
+async def test_the_resync_ends_the_streams_of_users_deactivated_meanwhile(sessions) -> None:
+    async with sessions() as db, db.begin():
+        anna = User(username="anna", role=Role.AGENT, password_hash="-")
+        gone = User(username="gone", role=Role.AGENT, password_hash="-", active=False)
+        db.add_all([anna, gone])
+    hub = Hub()
+    kept, ended = connect(hub, anna.id), connect(hub, gone.id)
+    watched = hub.connect(anna.id, Role.AGENT, lambda: None, viewer_id=gone.id)
+    await close_inactive(hub, sessions)
+    assert not kept.closed and ended.closed and watched.closed
+    assert hub.connections() == [kept]
