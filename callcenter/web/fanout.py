@@ -1,5 +1,12 @@
 """Fan-out of event-stream messages between web processes, over a notification channel.
 
+What crosses: everything the hub sends to browsers (a screen-pop goes to the ringing agent on
+whichever process their browser is connected to; wallboard snapshots come from the process
+holding the AMI connection) and ``close_user`` (a logout everywhere or a deactivation must end
+streams on every process). What does not: the domain bus. Its events are handled once, by the
+process where they happen (the telephony process records calls and builds pops; work for later
+goes through the database's outbox and timers), so repeating them elsewhere would do it twice.
+
 The hub relays each publication as a JSON message. A notification payload is limited (8000
 bytes in PostgreSQL), so a larger message is cut into numbered parts that the transport sends
 in one transaction: PostgreSQL delivers one transaction's notifications together and in order,
