@@ -18,11 +18,19 @@ import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+import asyncpg
 from sqlalchemy import URL, make_url
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from callcenter.channels.telephony.lookup import UNKNOWN, CallerInfo, lookup_caller
+from callcenter.channels.telephony.lookup import (
+    LOOKUP_SQL_POSTGRESQL,
+    UNKNOWN,
+    CallerInfo,
+    caller_info,
+    caller_number,
+    lookup_caller,
+    sanitize_name,
+)
 from callcenter.config import Settings
 from callcenter.db import create_engine, session_factory
 
@@ -247,40 +255,92 @@ class FastAgiServer:
         return None
 
 
-class CallerLookups:
-    """`lookup_caller` on an engine of its own, tuned for one short read per call.
+APPLICATION_NAME = "callcenter-agi"
+"""How the lookup's connections show in pg_stat_activity."""
+_DEAD_CONNECTION = (
+    asyncpg.InterfaceError,  # ConnectionDoesNotExistError: closed in the middle of a query
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # the server terminated the backend
+    # ... and its notice, read but the closed socket not yet: "another operation is in progress"
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+)
 
-    No ``pool_pre_ping`` (a round trip before every lookup) and, on PostgreSQL, no
-    BEGIN/ROLLBACK around the single SELECT (autocommit); asyncpg keeps the statement prepared
-    per connection. A connection the server dropped is noticed by the lookup itself, which
-    then runs once more on a fresh one.
+
+class CallerLookups:
+    """`lookup_caller` tuned for one short read per call.
+
+    On PostgreSQL the lookup skips SQLAlchemy: an asyncpg pool whose connections prepare the
+    statement once (warmed as each connection opens), with no BEGIN/ROLLBACK around the
+    single SELECT and no pre-ping. A connection the server dropped is noticed by the lookup
+    itself, which then runs once more on a fresh one. SQLite (tests, demos) goes through
+    SQLAlchemy.
     """
 
     def __init__(self, url: str | URL, region: str = "RU", pool_size: int = 5) -> None:
         url = make_url(url)
         self.region = region
+        self.pool_size = pool_size
+        self.engine: AsyncEngine | None = None
+        self._dsn: str | None = None
+        self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
         if url.get_backend_name() == "sqlite":
             self.engine = create_engine(url.render_as_string(hide_password=False))
         else:
-            self.engine = create_async_engine(
-                url, pool_size=pool_size, isolation_level="AUTOCOMMIT"
-            )
+            self._dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    async def start(self) -> None:
+        """Open the pool now rather than on the first call."""
+        if self._dsn is not None:
+            await self._open()
+
+    async def _open(self) -> asyncpg.Pool:
+        async with self._opening:
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(
+                    self._dsn,
+                    min_size=1,
+                    max_size=self.pool_size,
+                    init=_prepare_lookup,
+                    server_settings={"application_name": APPLICATION_NAME},
+                )
+            return self._pool
 
     async def lookup(self, number: str, name: str = "") -> CallerInfo:
-        try:
-            return await self._lookup_once(number, name)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-            log.info("the lookup's database connection was dead; retrying on a new one")
-        return await self._lookup_once(number, name)
+        if self.engine is not None:
+            async with self.engine.connect() as conn:
+                return await lookup_caller(conn, number, name, self.region)
+        fallback = CallerInfo(display_name=sanitize_name(name))
+        e164 = caller_number(number, self.region)
+        if e164 is None:
+            return fallback
+        row = await self._fetch(e164)
+        return fallback if row is None else caller_info(row, fallback)
 
-    async def _lookup_once(self, number: str, name: str) -> CallerInfo:
-        async with self.engine.connect() as conn:
-            return await lookup_caller(conn, number, name, self.region)
+    async def _fetch(self, e164: str) -> asyncpg.Record | None:
+        pool = self._pool or await self._open()
+        async with pool.acquire() as conn:
+            try:
+                return await conn.fetchrow(LOOKUP_SQL_POSTGRESQL, e164)
+            except _DEAD_CONNECTION:
+                conn.terminate()  # the pool opens a new one in its place
+                log.info("the lookup's database connection was dead; retrying on a new one")
+        async with pool.acquire() as conn:
+            return await conn.fetchrow(LOOKUP_SQL_POSTGRESQL, e164)
 
     async def dispose(self) -> None:
-        await self.engine.dispose()
+        if self.engine is not None:
+            await self.engine.dispose()
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+
+async def _prepare_lookup(conn: asyncpg.Connection) -> None:
+    """Run the lookup once on a new connection: the statement is prepared (asyncpg keeps it
+    in the connection's statement cache) and the catalogue is warm before a call needs it."""
+    await conn.fetchrow(LOOKUP_SQL_POSTGRESQL, "")
 
 
 def lookup_route(lookups: CallerLookups, deadline: float = 1.0) -> Handler:
@@ -312,6 +372,11 @@ async def run_agi_server(
     server = FastAgiServer({"lookup": lookup_route(lookups)}, settings.agi_host, settings.agi_port)
     try:
         await server.start()
+        try:
+            await lookups.start()
+        except (OSError, asyncpg.PostgresError) as exc:
+            # Calls go on without the lookup meanwhile; each lookup tries to connect again.
+            log.warning("FastAGI: no database connection yet (%s)", exc)
         await stop.wait()
     finally:
         await server.stop()

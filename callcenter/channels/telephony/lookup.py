@@ -9,10 +9,12 @@ protocol, so the same lookup can serve a screen-pop or a test.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import ColumnElement, Select, bindparam, func, literal_column, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from callcenter.domain.errors import InvalidPhone
@@ -94,7 +96,7 @@ def _priority(open_ticket_priority: int | None) -> int:
     return min(PRIO_MAX, PRIO_OPEN_TICKET + max(0, open_ticket_priority))
 
 
-def _lookup_query() -> Select[Any]:
+def _lookup_query(number: ColumnElement[Any]) -> Select[Any]:
     customer = Customer.__table__.c
     open_priority = (
         select(func.max(Ticket.priority))
@@ -128,17 +130,25 @@ def _lookup_query() -> Select[Any]:
         )
         .select_from(Identity)
         .join(Customer, Customer.id == Identity.customer_id)
-        .where(Identity.kind == IdentityKind.PHONE, Identity.value == bindparam("number"))
+        .where(Identity.kind == IdentityKind.PHONE, Identity.value == number)
     )
 
 
-_LOOKUP = _lookup_query()
+_LOOKUP = _lookup_query(bindparam("number"))
 """Built once: constructing the statement costs more Python time than running it."""
+
+LOOKUP_SQL_POSTGRESQL = str(
+    _lookup_query(literal_column("$1")).compile(
+        dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
+    )
+)
+"""The same statement as plain PostgreSQL text with the number as ``$1``, for a driver's
+own prepared statement (see `fastagi.CallerLookups`)."""
 
 
 async def lookup_caller(
     session: AsyncSession | AsyncConnection,
-    caller_number: str,
+    raw_number: str,
     caller_name: str = "",
     region: str = "RU",
 ) -> CallerInfo:
@@ -148,13 +158,23 @@ async def lookup_caller(
     leads to a live customer.
     """
     fallback = CallerInfo(display_name=sanitize_name(caller_name))
-    try:
-        number = normalize_phone(caller_number, region)
-    except InvalidPhone:
+    number = caller_number(raw_number, region)
+    if number is None:
         return fallback
     row = (await session.execute(_LOOKUP, {"number": number})).first()
-    if row is None:
-        return fallback
+    return fallback if row is None else caller_info(row, fallback)
+
+
+def caller_number(raw: str, region: str = "RU") -> str | None:
+    """The caller number as stored in identities (E.164), or None when it is no number."""
+    try:
+        return normalize_phone(raw, region)
+    except InvalidPhone:
+        return None
+
+
+def caller_info(row: Sequence[Any], fallback: CallerInfo) -> CallerInfo:
+    """A row of the lookup statement as dialplan values."""
     customer_id, name, language, open_priority, preferred = row
     return CallerInfo(
         customer_id=customer_id,
