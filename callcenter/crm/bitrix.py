@@ -9,6 +9,7 @@ them in the settings and nothing should be lost meanwhile; any other error is pe
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import aiohttp
@@ -21,6 +22,7 @@ AUTH_ERRORS = frozenset({"expired_token", "invalid_token", "INVALID_CREDENTIALS"
 WON = "S"  # STAGE_SEMANTIC_ID of a won deal
 INCOMING = 2
 ANSWERED, MISSED = "200", "304"
+STAGE_NAMES_SECONDS = 3600.0
 
 
 class BitrixError(Exception):
@@ -34,6 +36,7 @@ class Bitrix24:
         self.http = http
         self.base = f"{portal.rstrip('/')}/rest/{user_id}/{code}/"
         self.user_id = user_id
+        self._stages: dict[str, tuple[float, dict[str, str]]] = {}
 
     async def call(self, method: str, params: dict[str, Any]) -> Any:
         """One REST method; its ``result``."""
@@ -86,6 +89,18 @@ class Bitrix24:
         company = await self.call("crm.company.get", {"id": company_id})
         return str(company.get("TITLE") or "")
 
+    async def _stage_name(self, entity: str, stage_id: str) -> str:
+        """The name admins gave a deal stage or lead status (the id if it has none)."""
+        if not stage_id:
+            return ""
+        cached = self._stages.get(entity)
+        if cached is None or cached[0] < time.monotonic():
+            rows = await self.call("crm.status.list", {"filter": {"ENTITY_ID": entity}})
+            names = {str(r.get("STATUS_ID")): str(r.get("NAME") or "") for r in rows or []}
+            cached = (time.monotonic() + STAGE_NAMES_SECONDS, names)
+            self._stages[entity] = cached
+        return cached[1].get(stage_id) or stage_id
+
     async def _deals(self, contact_id: str) -> tuple[str, str]:
         deals = await self.call(
             "crm.deal.list",
@@ -100,7 +115,10 @@ class Bitrix24:
         won = [d for d in deals if d.get("STAGE_SEMANTIC_ID") == WON]
         total = sum(float(d.get("OPPORTUNITY") or 0) for d in won)
         currency = next((d.get("CURRENCY_ID") or "" for d in won), "")
-        return str(deals[0].get("STAGE_ID") or ""), money(total, currency) if won else ""
+        stage = str(deals[0].get("STAGE_ID") or "")
+        pipeline = stage.split(":")[0].removeprefix("C") if ":" in stage else ""
+        entity = f"DEAL_STAGE_{pipeline}" if pipeline else "DEAL_STAGE"
+        return await self._stage_name(entity, stage), money(total, currency) if won else ""
 
     async def lookup(self, *, phone: str = "", email: str = "") -> CrmProfile | None:
         contact_id = await self._find("CONTACT", phone, email)
@@ -123,7 +141,7 @@ class Bitrix24:
             name,
             str(lead.get("COMPANY_TITLE") or ""),
             await self._manager(lead.get("ASSIGNED_BY_ID")),
-            str(lead.get("STATUS_ID") or ""),
+            await self._stage_name("STATUS", str(lead.get("STATUS_ID") or "")),
         )
 
     async def push_ticket(self, ticket: TicketPush) -> Ref:

@@ -64,6 +64,14 @@ class FakeBitrix24:
         self.deals: dict[int, dict[str, Any]] = {}
         self.companies: dict[int, dict[str, Any]] = {}
         self.users = {1: {"ID": "1", "NAME": "Ольга", "LAST_NAME": "Смирнова"}}
+        self.statuses = {
+            "DEAL_STAGE": {
+                "NEW": "Новая",
+                "PREPARATION": "Подготовка документов",
+                "WON": "Успешна",
+            },
+            "STATUS": {"NEW": "Не обработан", "IN_PROCESS": "В работе"},
+        }
         self.comments: list[dict[str, Any]] = []
         self.external_calls: dict[str, dict[str, Any]] = {}
         self._next = 100
@@ -117,6 +125,12 @@ class FakeBitrix24:
             table = {"contact": self.contacts, "lead": self.leads, "company": self.companies}
             row = table[method.split(".")[1]][int(p["id"])]
             return {"ID": str(p["id"]), **row}
+        if method == "crm.status.list":
+            names = self.statuses.get(p["filter"]["ENTITY_ID"], {})
+            return [
+                {"ENTITY_ID": p["filter"]["ENTITY_ID"], "STATUS_ID": k, "NAME": v, "SORT": "10"}
+                for k, v in names.items()
+            ]
         if method == "user.get":
             return [self.users[int(p["ID"])]]
         if method == "crm.deal.list":

@@ -53,7 +53,7 @@ async def test_lookup_by_phone_gives_company_manager_stage_and_lifetime_value(
     assert profile.crm_id == "contact:42" and profile.name == "Иван Петров"
     assert profile.company == "ООО «Ромашка»"
     assert profile.manager == "Ольга Смирнова"
-    assert profile.deal_stage == "PREPARATION"  # the most recently changed deal
+    assert profile.deal_stage == "Подготовка документов"  # the most recently changed deal
     assert profile.lifetime_value == "150\u00a0500.50 RUB"  # won deals only
     assert bitrix_fake.calls[0] == (
         "crm.duplicate.findbycomm",
@@ -79,7 +79,7 @@ async def test_lookup_by_email_falls_back_to_a_lead_and_unknown_is_none(
         "lead:9",
         "ИП Соколова",
         "Ольга Смирнова",
-        "IN_PROCESS",
+        "В работе",
     )
     assert await bitrix.lookup(phone="+79990000000") is None
 
@@ -178,3 +178,19 @@ async def test_a_missed_call_is_finished_as_missed_without_a_recording(
 
     assert bitrix_fake.external_calls[ref.id]["finish"]["STATUS_CODE"] == "304"
     assert "record" not in bitrix_fake.external_calls[ref.id]
+
+
+async def test_a_pipeline_stage_is_named_from_its_own_list_and_names_are_cached(
+    bitrix: Bitrix24, bitrix_fake: FakeBitrix24
+) -> None:
+    ivan_with_deals(bitrix_fake)
+    bitrix_fake.deals[4] = {
+        **bitrix_fake.deals[3],
+        "STAGE_ID": "C2:PAYMENT",
+        "DATE_MODIFY": "2026-11-27",
+    }
+    bitrix_fake.statuses["DEAL_STAGE_2"] = {"C2:PAYMENT": "Ждём оплату"}
+
+    assert (await bitrix.lookup(phone="+79161234567")).deal_stage == "Ждём оплату"  # type: ignore[union-attr]
+    await bitrix.lookup(phone="+79161234567")
+    assert bitrix_fake.methods().count("crm.status.list") == 1

@@ -18,7 +18,7 @@ from tests.screenpop.test_card import NOW, ivan_wrote_in_telegram_and_email
 CRM_FIELDS = {
     "company": "ООО «Ромашка»",
     "manager": "Ольга Смирнова",
-    "deal_stage": "PREPARATION",
+    "deal_stage": "Подготовка документов",
     "lifetime_value": "150\u00a0500.50 RUB",
 }
 
