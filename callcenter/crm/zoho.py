@@ -106,8 +106,10 @@ class ZohoCrm:
         return None
 
     async def _deals(self, contact_id: str) -> tuple[str, str]:
-        found = await self.request(
-            "GET", "Deals/search", params={"criteria": f"(Contact_Name:equals:{contact_id})"}
+        found = await self.request(  # the contact's related list of deals
+            "GET",
+            f"Contacts/{contact_id}/Deals",
+            params={"fields": "Stage,Amount,Currency,Modified_Time"},
         )
         deals = (found or {}).get("data") or []
         if not deals:

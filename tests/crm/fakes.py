@@ -246,9 +246,20 @@ class FakeZoho:
             field_name = {"phone": "Phone", "email": "Email"}[key]
             found = [c for c in self.contacts if c.get(field_name) == value]
             return self._data(found)
-        if request.method == "GET" and path == "Deals/search":
-            contact_id = request.query["criteria"].split(":")[-1].rstrip(")")
-            return self._data([d for d in self.deals if d["Contact_Name"]["id"] == contact_id])
+        related = path.split("/")
+        if request.method == "GET" and len(related) == 3 and related[::2] == ["Contacts", "Deals"]:
+            if "fields" not in request.query:  # v7 wants the fields of a related list named
+                return web.json_response(
+                    {
+                        "code": "REQUIRED_PARAM_MISSING",
+                        "details": {"param": "fields"},
+                        "message": "One of the expected parameter is missing",
+                        "status": "error",
+                    },
+                    status=400,
+                )
+            rows = [d for d in self.deals if d["Contact_Name"]["id"] == related[1]]
+            return self._data(rows)
         if request.method == "POST" and path in self.records:
             record = body["data"][0]
             self._next += 1
