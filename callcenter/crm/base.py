@@ -42,6 +42,8 @@ class MessagePush:
     ticket_id: int
     channel: str
     text: str
+    outbound: bool = False
+    """An agent's reply rather than the customer's message."""
 
 
 @dataclass(frozen=True)

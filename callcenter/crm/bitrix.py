@@ -165,7 +165,12 @@ class Bitrix24:
         return Ref("lead", str(await self.call("crm.lead.add", {"fields": fields})))
 
     async def push_message(self, message: MessagePush, parent: Ref) -> Ref:
-        fields = {"ENTITY_ID": parent.id, "ENTITY_TYPE": parent.type, "COMMENT": message.text}
+        text = (
+            f"Ответ оператора ({message.channel}):\n{message.text}"
+            if message.outbound
+            else message.text
+        )
+        fields = {"ENTITY_ID": parent.id, "ENTITY_TYPE": parent.type, "COMMENT": text}
         result = await self.call("crm.timeline.comment.add", {"fields": fields})
         return Ref("comment", str(result))
 

@@ -15,7 +15,7 @@ from callcenter.bus import Bus
 from callcenter.channels.telephony.events import CallRecorded
 from callcenter.crm.sender import enqueue_push
 from callcenter.crm.webhooks import enqueue_event
-from callcenter.domain.events import MessageReceived, TicketCreated
+from callcenter.domain.events import AgentReplied, MessageReceived, TicketCreated
 from callcenter.models import (
     Call,
     CallOutcome,
@@ -82,6 +82,7 @@ class Feed:
         undo = [
             bus.subscribe(TicketCreated, self.on_ticket_created),
             bus.subscribe(MessageReceived, self.on_message),
+            bus.subscribe(AgentReplied, self.on_agent_replied),
             bus.subscribe(CallRecorded, self.on_call),
             bus.subscribe(TicketSolved, self.on_ticket_solved),
         ]
@@ -152,6 +153,31 @@ class Feed:
                     "ticket_id": ticket.id,
                     "channel": message.channel.value,
                     "text": message.text,
+                },
+            )
+
+    async def on_agent_replied(self, event: AgentReplied) -> None:
+        """An agent's reply goes to the CRM next to the customer's messages (not a webhook)."""
+        if not self.crm:
+            return
+        async with self.sessions() as session, session.begin():
+            reply = await session.get(Interaction, event.interaction_id)
+            ticket = await session.get(Ticket, event.ticket_id)
+            if reply is None or ticket is None:
+                return
+            customer = await customer_data(session, ticket.customer_id)
+            first = await first_interaction(session, ticket.id)
+            enqueue_push(
+                session,
+                ticket.customer_id,
+                "message",
+                ticket=self._crm_ticket(ticket, customer, first.text if first else ""),
+                message={
+                    "interaction_id": reply.id,
+                    "ticket_id": ticket.id,
+                    "channel": reply.channel.value,
+                    "text": reply.text,
+                    "outbound": True,
                 },
             )
 

@@ -155,7 +155,8 @@ class ZohoCrm:
 
     async def push_message(self, message: MessagePush, parent: Ref) -> Ref:
         note = {
-            "Note_Title": f"#{message.ticket_id} ({message.channel})",
+            "Note_Title": f"#{message.ticket_id} ({message.channel})"
+            + (" ответ оператора" if message.outbound else ""),
             "Note_Content": message.text,
             "Parent_Id": {"module": {"api_name": parent.type}, "id": parent.id},
         }

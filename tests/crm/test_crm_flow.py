@@ -14,8 +14,9 @@ from callcenter.crm.feed import Feed
 from callcenter.crm.models import CrmRecord
 from callcenter.crm.sender import CrmSender
 from callcenter.crm.zoho import ZohoCrm
+from callcenter.domain.tickets import record_reply
 from callcenter.health import HealthRegistry, State
-from callcenter.models import Call, CallOutcome, OutboxStatus, utcnow
+from callcenter.models import Call, CallOutcome, Channel, OutboxStatus, utcnow
 from callcenter.outbox import OutboxWorker
 from tests.automation.helpers import (
     Clock,
@@ -79,8 +80,24 @@ async def test_a_new_ticket_becomes_a_lead_and_a_follow_up_a_comment_on_it(
     assert bitrix_fake.comments == [
         {"ENTITY_ID": str(lead_id), "ENTITY_TYPE": "lead", "COMMENT": "Уже неделю жду"}
     ]
+    async with sessions() as session, session.begin():
+        _, replied = await record_reply(
+            session,
+            first.ticket.id,
+            channel=Channel.EMAIL,
+            text="Заказ передан в доставку, завтра будет у вас",
+            at=utcnow(),
+        )
+    await deliver(feed, replied)
+    clock.advance(seconds=60)
+    assert await worker.run_once() == 1
+    assert bitrix_fake.comments[-1] == {
+        "ENTITY_ID": str(lead_id),
+        "ENTITY_TYPE": "lead",
+        "COMMENT": "Ответ оператора (email):\nЗаказ передан в доставку, завтра будет у вас",
+    }
     assert bitrix_fake.methods().count("crm.lead.add") == 1
-    assert [r.status for r in await outbox_rows(sessions)] == [OutboxStatus.SENT] * 2
+    assert [r.status for r in await outbox_rows(sessions)] == [OutboxStatus.SENT] * 3
     async with sessions() as session:
         [record] = await session.scalars(select(CrmRecord))
     assert (record.local_kind, record.local_id, record.remote_type, record.remote_id) == (
