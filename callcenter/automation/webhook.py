@@ -50,7 +50,7 @@ async def post(
             status = response.status
             retry_after = response.headers.get("Retry-After", "")
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise RetryLater(f"webhook {url}: {exc or type(exc).__name__}") from exc
+        raise RetryLater(f"webhook {url}: {str(exc) or type(exc).__name__}") from exc
     if status < 300:
         return status
     message = f"webhook {url}: HTTP {status}"

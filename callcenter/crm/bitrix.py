@@ -38,11 +38,13 @@ class Bitrix24:
         self.user_id = user_id
         self._stages: dict[str, tuple[float, dict[str, str]]] = {}
 
-    async def call(self, method: str, params: dict[str, Any]) -> Any:
+    async def call(
+        self, method: str, params: dict[str, Any], timeout: aiohttp.ClientTimeout = TIMEOUT
+    ) -> Any:
         """One REST method; its ``result``."""
         try:
             async with self.http.post(
-                f"{self.base}{method}.json", json=params, timeout=TIMEOUT
+                f"{self.base}{method}.json", json=params, timeout=timeout
             ) as response:
                 try:
                     body = await response.json(content_type=None)
@@ -50,7 +52,7 @@ class Bitrix24:
                     body = None
                 status = response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise RetryLater(f"bitrix24 {method}: {exc or type(exc).__name__}") from exc
+            raise RetryLater(f"bitrix24 {method}: {str(exc) or type(exc).__name__}") from exc
         if status < 300 and isinstance(body, dict) and "result" in body:
             return body["result"]
         error = body.get("error", "") if isinstance(body, dict) else ""

@@ -58,7 +58,7 @@ class ZohoCrm:
                     body = await response.json(content_type=None)
                     status = response.status
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                raise RetryLater(f"zoho token: {exc or type(exc).__name__}") from exc
+                raise RetryLater(f"zoho token: {str(exc) or type(exc).__name__}") from exc
             if status >= 300 or not isinstance(body, dict) or "access_token" not in body:
                 error = body.get("error", "") if isinstance(body, dict) else ""
                 raise RetryLater(f"zoho token: HTTP {status} {error}".strip())
@@ -84,7 +84,7 @@ class ZohoCrm:
                     body = None if status == 204 else await response.json(content_type=None)
                     retry_after = response.headers.get("Retry-After", "")
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                raise RetryLater(f"zoho {path}: {exc or type(exc).__name__}") from exc
+                raise RetryLater(f"zoho {path}: {str(exc) or type(exc).__name__}") from exc
             if status == 401 and attempt == 1:
                 token = await self._refresh(token)
                 continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
 
 from callcenter.crm.base import CallPush, Contact, MessagePush, Ref, TicketPush
@@ -194,3 +195,13 @@ async def test_a_pipeline_stage_is_named_from_its_own_list_and_names_are_cached(
     assert (await bitrix.lookup(phone="+79161234567")).deal_stage == "Ждём оплату"  # type: ignore[union-attr]
     await bitrix.lookup(phone="+79161234567")
     assert bitrix_fake.methods().count("crm.status.list") == 1
+
+
+async def test_a_timeout_is_retried_and_named(bitrix: Bitrix24, bitrix_fake: FakeBitrix24) -> None:
+    bitrix_fake.hang.set()
+    with pytest.raises(RetryLater, match=r"crm\.duplicate\.findbycomm: TimeoutError"):
+        await bitrix.call(
+            "crm.duplicate.findbycomm",
+            {"entity_type": "CONTACT", "type": "PHONE", "values": ["+79161234567"]},
+            timeout=aiohttp.ClientTimeout(total=0.2),
+        )
