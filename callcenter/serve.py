@@ -18,6 +18,7 @@ from callcenter.automation.webhook import WebhookSender
 from callcenter.bus import Bus
 from callcenter.channels.email.worker import email_sender, run_email_worker
 from callcenter.channels.telegram.worker import TelegramChannel
+from callcenter.channels.telephony.dialler import CallbackDialler
 from callcenter.channels.telephony.fastagi import run_agi_server
 from callcenter.channels.telephony.servers import SideBySide, ami_servers, server_bus
 from callcenter.channels.telephony.service import TelephonyService, queue_settings
@@ -127,6 +128,10 @@ async def serve(settings: Settings, host: str, port: int, stop: asyncio.Event) -
             ari = functools.partial(run_ari_app, settings, sessions, bus)
             components.append(Component("ari", ari, health_name="ari"))
             app[CLICK_TO_CALL] = BusClickToCall(bus, settings.default_region)
+            if servers:  # callbacks go to agents free on the server the ARI app dials through
+                region = settings.default_region
+                dialler = CallbackDialler(sessions, bus, telephony.state, region=region)
+                components.append(Component("callbacks", dialler.run))
         telegram = None
         if settings.telegram_token:
             telegram = TelegramChannel(settings, sessions, bus)

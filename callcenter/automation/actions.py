@@ -202,6 +202,7 @@ async def create_callback(run: ActionRun, spec: dict[str, Any]) -> dict:
         channel=subject.channel or "call",
         due_at=run.now,
         note=spec.get("note", ""),
+        queue=(subject.call.queue or "") if subject.call else "",  # the abandoned call's queue
     )
     return {"callback_id": request.id, "phone": request.phone}
 

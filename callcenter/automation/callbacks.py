@@ -1,14 +1,21 @@
 """Callback tasks: outbound calls to offer to the next free agent.
 
-They are ``CallbackRequest`` rows, the same table the Telegram "call me" button fills; placing
-the call through Asterisk is the telephony's job, which reads ``pending_callbacks``.
+They are ``CallbackRequest`` rows, the same table the Telegram "call me" button fills. Placing
+the call through Asterisk is the telephony's dialler (channels/telephony/dialler.py): it
+``claim_callback``s a due one for a free agent (row locked: SKIP LOCKED on PostgreSQL, an
+IMMEDIATE transaction on SQLite, so two diallers never take the same row), rings, and reports
+with ``finish_attempt``. A claim is a lease: if the dialler dies mid-call, the row becomes
+claimable again when the lease lapses.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import enum
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.channels.telegram.models import (
@@ -16,6 +23,7 @@ from callcenter.channels.telegram.models import (
     CallbackRequest,
     CallbackStatus,
 )
+from callcenter.models import Call, CallOutcome, Channel, Direction, Interaction, User
 
 
 async def request_callback(
@@ -27,8 +35,10 @@ async def request_callback(
     channel: str,
     due_at: datetime,
     note: str = "",
+    queue: str = "",
 ) -> CallbackRequest:
     request = CallbackRequest(
+        queue=queue,
         customer_id=customer_id,
         ticket_id=ticket_id,
         phone=phone,
@@ -67,3 +77,168 @@ async def pending_callbacks(session: AsyncSession) -> list[CallbackRequest]:
             .order_by(CallbackRequest.due_at, CallbackRequest.id)
         )
     )
+
+
+class DialOutcome(enum.StrEnum):
+    CONNECTED = "connected"
+    """The agent and the customer talked."""
+    NO_ANSWER = "no_answer"
+    """The customer's phone rang (or was busy) and nobody took the call."""
+    AGENT_MISSED = "agent_missed"
+    """The agent's phone did not take the call; the customer was not bothered."""
+    REFUSED = "refused"
+    """The number cannot be dialled."""
+
+
+@dataclass(frozen=True)
+class CallbackPolicy:
+    max_attempts: int = 3
+    """Customer rings before the callback is given up as failed."""
+    retry_after: timedelta = timedelta(minutes=15)
+    agent_retry_after: timedelta = timedelta(seconds=30)
+    lease: timedelta = timedelta(minutes=5)
+    """Longer than the agent's and the customer's ring times together."""
+
+
+def _claimable(now: datetime, queues: Collection[str]):  # type: ignore[no-untyped-def]
+    due = and_(
+        CallbackRequest.status == CallbackStatus.REQUESTED,
+        or_(CallbackRequest.due_at.is_(None), CallbackRequest.due_at <= now),
+    )
+    abandoned = and_(
+        CallbackRequest.status == CallbackStatus.ASSIGNED,
+        CallbackRequest.lease_until.is_not(None),
+        CallbackRequest.lease_until < now,
+    )
+    return and_(
+        or_(due, abandoned),
+        CallbackRequest.phone != "",
+        or_(CallbackRequest.queue == "", CallbackRequest.queue.in_(list(queues))),
+    )
+
+
+async def claim_callback(
+    session: AsyncSession,
+    *,
+    agent_endpoint: str,
+    queues: Collection[str],
+    now: datetime,
+    policy: CallbackPolicy = CallbackPolicy(),
+) -> CallbackRequest | None:
+    """Take the oldest due callback this agent (a member of ``queues``) may make, or None.
+
+    Commit the session promptly: the row stays locked (PostgreSQL) or the database busy
+    (SQLite) until then, and that is what keeps a second dialler off it.
+    """
+    query = (
+        select(CallbackRequest)
+        .where(_claimable(now, queues))
+        .order_by(CallbackRequest.due_at, CallbackRequest.id)
+        .limit(1)
+    )
+    if session.bind.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    callback = await session.scalar(query)
+    if callback is None:
+        return None
+    callback.status = CallbackStatus.ASSIGNED
+    callback.agent_endpoint = agent_endpoint
+    callback.last_attempt_at = now
+    callback.lease_until = now + policy.lease
+    await session.flush()
+    return callback
+
+
+@dataclass(frozen=True)
+class PlacedCall:
+    """The call a connected attempt made, stored as the customer's outbound call."""
+
+    linkedid: str
+    started_at: datetime
+    answered_at: datetime
+    ended_at: datetime
+
+
+async def _record_call(session: AsyncSession, callback: CallbackRequest, call: PlacedCall) -> None:
+    agent_id = await session.scalar(
+        select(User.id).where(User.sip_endpoint == callback.agent_endpoint)
+    )
+    talk = max(0, round((call.ended_at - call.answered_at).total_seconds()))
+    interaction = Interaction(
+        customer_id=callback.customer_id,
+        ticket_id=callback.ticket_id,
+        channel=Channel.CALL,
+        direction=Direction.OUTBOUND,
+        external_id=call.linkedid,
+        text=f"Обратный звонок на {callback.phone}, разговор {talk} с",
+        agent_id=agent_id,
+        occurred_at=call.started_at,
+    )
+    session.add(interaction)
+    await session.flush()
+    session.add(
+        Call(
+            interaction_id=interaction.id,
+            linkedid=call.linkedid,
+            queue=callback.queue or None,
+            agent_id=agent_id,
+            agent_endpoint=callback.agent_endpoint,
+            caller_number=callback.phone,
+            talk_seconds=talk,
+            outcome=CallOutcome.ANSWERED,
+            started_at=call.started_at,
+            answered_at=call.answered_at,
+            ended_at=call.ended_at,
+        )
+    )
+
+
+async def finish_attempt(
+    session: AsyncSession,
+    callback_id: int,
+    outcome: DialOutcome,
+    *,
+    reason: str = "",
+    now: datetime,
+    policy: CallbackPolicy = CallbackPolicy(),
+    call: PlacedCall | None = None,
+) -> CallbackRequest:
+    """Record how a dialling attempt ended: done, retried later, or failed for good.
+
+    ``call``: for a connected attempt, the call to store in the customer's history."""
+    callback = await session.get(CallbackRequest, callback_id, with_for_update=True)
+    if callback is None:
+        raise LookupError(f"no callback {callback_id}")
+    if call is not None:
+        await _record_call(session, callback, call)
+    callback.lease_until = None
+    callback.outcome = f"{outcome.value}: {reason}"[:200] if reason else outcome.value
+    if outcome in (DialOutcome.CONNECTED, DialOutcome.NO_ANSWER):
+        callback.attempts += 1
+    if outcome is DialOutcome.CONNECTED:
+        callback.status = CallbackStatus.DONE
+    elif outcome is DialOutcome.REFUSED or callback.attempts >= policy.max_attempts:
+        callback.status = CallbackStatus.FAILED
+    else:
+        callback.status = CallbackStatus.REQUESTED
+        wait = policy.retry_after if outcome is DialOutcome.NO_ANSWER else policy.agent_retry_after
+        callback.due_at = now + wait
+    await session.flush()
+    return callback
+
+
+async def recent_callbacks(session: AsyncSession, limit: int = 50) -> list[CallbackRequest]:
+    """Open callbacks (soonest due first), then the most recently dialled finished ones."""
+    open_ = await session.scalars(
+        select(CallbackRequest)
+        .where(CallbackRequest.status.in_(OPEN_CALLBACK_STATUSES))
+        .order_by(CallbackRequest.due_at, CallbackRequest.id)
+        .limit(limit)
+    )
+    closed = await session.scalars(
+        select(CallbackRequest)
+        .where(CallbackRequest.status.not_in(OPEN_CALLBACK_STATUSES))
+        .order_by(CallbackRequest.last_attempt_at.desc(), CallbackRequest.id.desc())
+        .limit(limit)
+    )
+    return [*open_, *closed]

@@ -99,7 +99,9 @@ class TelephonyControl(Protocol):
 
 
 class ActionSender(Protocol):
-    async def send_action(self, action: Mapping[str, str], *, timeout: float = ...) -> Any:
+    async def send_action(
+        self, action: Mapping[str, str], *, timeout: float = ..., as_list: bool | None = ...
+    ) -> Any:
         """Returns a response with ``ok`` and ``headers`` (ami.AmiResponse)."""
 
 
@@ -110,7 +112,9 @@ class AmiControl:
 
     async def _send(self, action: dict[str, str]) -> None:
         try:
-            response = await self._ami.send_action(action, timeout=self._timeout)
+            # One response each: panoramisk would otherwise wait for a list after "Added
+            # interface to queue" (QueueAdd) or "Originate successfully queued" (until answered).
+            response = await self._ami.send_action(action, timeout=self._timeout, as_list=False)
         except (ConnectionError, TimeoutError) as exc:
             why = str(exc) or type(exc).__name__
             raise ControlError(f"Asterisk is not reachable: {why}") from exc

@@ -24,6 +24,7 @@ from callcenter.web.views import (
     agent,
     analytics,
     auth,
+    callbacks,
     callers,
     classifier,
     customers,
@@ -86,6 +87,7 @@ def create_app(
     for module in (
         auth,
         agent,
+        callbacks,
         callers,
         customers,
         supervisor,

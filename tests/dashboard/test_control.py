@@ -18,9 +18,12 @@ class FakeAmi:
     sent: list[dict[str, str]] = field(default_factory=list)
     fail: Exception | None = None
 
-    async def send_action(self, action: Mapping[str, str], *, timeout: float = 10.0):
+    async def send_action(
+        self, action: Mapping[str, str], *, timeout: float = 10.0, as_list: bool | None = None
+    ):
         if self.fail is not None:
             raise self.fail
+        assert as_list is False  # every control action has exactly one response
         self.sent.append(dict(action))
         return self.answer
 

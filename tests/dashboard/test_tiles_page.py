@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from playwright.async_api import expect
+
 from callcenter.dashboard.backlog import Backlog, RepeatRate, Waiting
 from callcenter.dashboard.board import Policy
 from tests.browser import browser as browser  # the fixtures
@@ -43,9 +45,7 @@ async def test_the_tiles_show_what_waits_with_alarms_from_the_settings(
     )
     assert live.wallboard.publish() == 1
     telegram = tiles.locator(".wb-tile[data-tile=telegram]")
-    await page.wait_for_function(
-        "document.querySelector('.wb-tile[data-tile=telegram] .t-value').textContent === '3'"
-    )
+    await expect(telegram.locator(".t-value")).to_have_text("3")
     assert await telegram.locator(".t-detail").inner_text() == "дольше всех: 1:15:00"
     assert await telegram.get_attribute("class") == "wb-tile"
     email = tiles.locator(".wb-tile[data-tile=email]")
@@ -68,9 +68,7 @@ async def test_the_tiles_show_what_waits_with_alarms_from_the_settings(
         Backlog(Waiting(), Waiting(), Waiting(), Waiting(), RepeatRate(1, 20))
     )
     live.wallboard.publish()
-    await page.wait_for_function(
-        "document.querySelector('.wb-tile[data-tile=repeat] .t-value').textContent === '5 %'"
-    )
+    await expect(repeat.locator(".t-value")).to_have_text("5 %")
     assert await repeat.get_attribute("class") == "wb-tile over-goal"
     assert await breaching.get_attribute("class") == "wb-tile"
     seen.assert_inert()

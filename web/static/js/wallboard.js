@@ -199,7 +199,18 @@
     select.dataset.options = queueNames.join("\n");
   }
 
+  // Staff agents with a phone who are in no queue: listed after the others, so that the
+  // supervisor can log them into one.
+  function withoutQueue(agents) {
+    const live = new Set(agents.map((a) => String(a.interface)));
+    return Object.keys(names).sort().filter((key) => !live.has(key)).map((key) => ({
+      interface: key, name: names[key], state: "none", reason: "", seconds: null,
+      queues: [], paused_queues: [], calls_today: "—",
+    }));
+  }
+
   function renderAgents(agents) {
+    agents = agents.concat(withoutQueue(agents));
     const existing = new Map();
     for (const row of agentRows.children) {
       existing.set(row.dataset.interface, row);

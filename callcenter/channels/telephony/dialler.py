@@ -1,0 +1,266 @@
+"""The callback dialler: due callbacks placed through Asterisk to the next free agent.
+
+Each round it looks at the live state for agents who are available in a queue, claims for
+each the oldest due callback of their queues (``automation.callbacks.claim_callback``: row
+locks keep a second dialler, in this process or another, off the same row) and places it
+the way click-to-call does (the ARI app rings the agent first, then the customer, and bridges
+them), with a screen-pop of the customer's card on the agent's screen while the phone rings.
+The outcome goes back on the row: done, tried again later, or failed after the limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcenter.automation.callbacks import (
+    CallbackPolicy,
+    DialOutcome,
+    PlacedCall,
+    claim_callback,
+    finish_attempt,
+)
+from callcenter.bus import Bus
+from callcenter.channels.telegram.models import CallbackRequest
+from callcenter.channels.telephony.clicktocall import (
+    ClickToCallProgress,
+    ClickToCallRefused,
+    ClickToCallRequested,
+    ClickToCallTimings,
+    State,
+    dial_targets,
+)
+from callcenter.channels.telephony.events import AgentRinging, AgentState
+from callcenter.channels.telephony.state import AgentSnapshot
+from callcenter.db import unit_of_work
+from callcenter.models import Customer, utcnow
+
+log = logging.getLogger(__name__)
+
+CALLBACK_QUEUE = "callback"
+"""The queue name on the screen-pop when the callback names none."""
+START_SECONDS = 30.0
+"""How long the ARI application may take to report that the agent's phone rings."""
+STOP_SECONDS = 10.0
+
+
+class Agents(Protocol):
+    """What the dialler reads of the live state (state.LiveState)."""
+
+    def agent_snapshots(self, now: datetime) -> list[AgentSnapshot]: ...
+
+
+@dataclass(frozen=True)
+class _Job:
+    callback_id: int
+    phone: str
+    queue: str
+    customer_name: str
+    agent: AgentSnapshot
+
+
+def free_queues(agent: AgentSnapshot) -> frozenset[str]:
+    """The queues an available agent takes calls from now (unpaused ones)."""
+    if agent.state is not AgentState.AVAILABLE:
+        return frozenset()
+    return frozenset(agent.queues) - frozenset(agent.paused_queues)
+
+
+class CallbackDialler:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        bus: Bus,
+        agents: Agents,
+        *,
+        policy: CallbackPolicy | None = None,
+        timings: ClickToCallTimings | None = None,
+        region: str = "RU",
+        now: Callable[[], datetime] = utcnow,
+        poll_seconds: float = 2.0,
+    ) -> None:
+        """``timings`` must match the ARI application's (they bound the wait for an outcome)."""
+        self.sessions = sessions
+        self.bus = bus
+        self.agents = agents
+        self.policy = policy or CallbackPolicy()
+        self.timings = timings or ClickToCallTimings()
+        self.region = region
+        self.now = now
+        self.poll_seconds = poll_seconds
+        self._busy: set[str] = set()
+        self._resting: dict[str, float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def free_agents(self) -> list[AgentSnapshot]:
+        """Available agents this dialler is not already using, longest idle first."""
+        clock = time.monotonic()
+        return sorted(
+            (
+                agent
+                for agent in self.agents.agent_snapshots(self.now())
+                if free_queues(agent)
+                and agent.interface not in self._busy
+                and self._resting.get(agent.interface, 0.0) <= clock
+            ),
+            key=lambda agent: -agent.seconds_in_state,
+        )
+
+    async def run_once(self) -> int:
+        """Start dialling a due callback for every free agent; returns how many were started."""
+        started = 0
+        for agent in self.free_agents():
+            job = await self._claim(agent)
+            if job is None:
+                continue
+            self._busy.add(agent.interface)
+            task = asyncio.get_running_loop().create_task(self._place(job))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            started += 1
+        return started
+
+    async def _claim(self, agent: AgentSnapshot) -> _Job | None:
+        async with unit_of_work(self.sessions) as session:
+            callback = await claim_callback(
+                session,
+                agent_endpoint=agent.interface,
+                queues=free_queues(agent),
+                now=self.now(),
+                policy=self.policy,
+            )
+            if callback is None:
+                return None
+            customer = await session.get(Customer, callback.customer_id)
+            name = customer.display_name if customer else ""
+            log.info("callback %s: agent %s calls back", callback.id, agent.interface)
+            return _Job(callback.id, callback.phone, callback.queue, name, agent)
+
+    async def _place(self, job: _Job) -> None:
+        outcome, reason, call = DialOutcome.AGENT_MISSED, "", None
+        try:
+            outcome, reason, call = await self._dial(job)
+        except Exception as exc:
+            log.exception("callback %s broke", job.callback_id)
+            reason = repr(exc)
+        finally:
+            self._busy.discard(job.agent.interface)
+        if outcome is DialOutcome.AGENT_MISSED:
+            rest = self.policy.agent_retry_after.total_seconds()
+            self._resting[job.agent.interface] = time.monotonic() + rest
+        async with unit_of_work(self.sessions) as session:
+            row = await finish_attempt(
+                session,
+                job.callback_id,
+                outcome,
+                reason=reason,
+                now=self.now(),
+                policy=self.policy,
+                call=call,
+            )
+            log.info("callback %s: %s (%s) -> %s", job.callback_id, outcome, reason, row.status)
+
+    async def _dial(self, job: _Job) -> tuple[DialOutcome, str, PlacedCall | None]:
+        request = ClickToCallRequested(job.agent.interface, job.phone)
+        try:
+            dial_targets(request, self.region)
+        except ClickToCallRefused as exc:
+            return DialOutcome.REFUSED, str(exc), None
+        updates: asyncio.Queue[ClickToCallProgress] = asyncio.Queue()
+
+        async def follow(update: ClickToCallProgress) -> None:
+            if update.request_id == request.request_id:
+                updates.put_nowait(update)
+
+        unsubscribe = self.bus.subscribe(ClickToCallProgress, follow)
+        try:
+            self.bus.publish(request)
+            return await self._follow(job, request, updates)
+        finally:
+            unsubscribe()
+
+    async def _follow(
+        self,
+        job: _Job,
+        request: ClickToCallRequested,
+        updates: asyncio.Queue[ClickToCallProgress],
+    ) -> tuple[DialOutcome, str, PlacedCall | None]:
+        linkedid = f"callback-{job.callback_id}-{request.request_id[:12]}"
+        started, answered = self.now(), None
+        customer_rung = False
+        ring_limit = START_SECONDS + self.timings.agent_ring + self.timings.customer_ring
+        deadline = time.monotonic() + ring_limit
+        renew = max(1.0, self.policy.lease.total_seconds() / 3)
+        while True:
+            wait = renew if answered else min(renew, deadline - time.monotonic())
+            if wait <= 0:
+                return DialOutcome.AGENT_MISSED, "the call was not placed in time", None
+            try:
+                update = await asyncio.wait_for(updates.get(), wait)
+            except TimeoutError:
+                await self._renew_lease(job.callback_id)
+                continue
+            if update.state is State.AGENT_RINGING:
+                self.bus.publish(self._ringing(job, linkedid))
+            elif update.state is State.CUSTOMER_RINGING:
+                customer_rung = True
+            elif update.state is State.CONNECTED:
+                answered = self.now()
+            elif update.state is State.ENDED:
+                call = PlacedCall(linkedid, started, answered or started, self.now())
+                return DialOutcome.CONNECTED, update.reason, call
+            elif update.state is State.FAILED:
+                if customer_rung and not update.reason.startswith("agent"):
+                    return DialOutcome.NO_ANSWER, update.reason, None
+                return DialOutcome.AGENT_MISSED, update.reason, None
+
+    def _ringing(self, job: _Job, linkedid: str) -> AgentRinging:
+        """The screen-pop trigger: the agent sees the customer's card while the phone rings."""
+        return AgentRinging(
+            interface=job.agent.interface,
+            agent_name=job.agent.name,
+            queue=job.queue or CALLBACK_QUEUE,
+            linkedid=linkedid,
+            caller_number=job.phone,
+            caller_name=job.customer_name,
+            at=self.now(),
+        )
+
+    async def _renew_lease(self, callback_id: int) -> None:
+        """Keep the claim while the call goes on, so no other dialler takes the row."""
+        async with unit_of_work(self.sessions) as session:
+            await session.execute(
+                update(CallbackRequest)
+                .where(CallbackRequest.id == callback_id)
+                .values(lease_until=self.now() + self.policy.lease)
+            )
+
+    async def drain(self) -> None:
+        """Wait for the calls being placed to end and be recorded (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Dial due callbacks every ``poll_seconds`` until ``stop``; calls under way finish."""
+        try:
+            while not stop.is_set():
+                try:
+                    await self.run_once()
+                except Exception:  # the database may be away; try again next round
+                    log.exception("callback dialler round failed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.poll_seconds)
+        finally:
+            try:
+                await asyncio.wait_for(self.drain(), STOP_SECONDS)
+            except TimeoutError:  # their leases lapse and another dialler takes them up
+                log.warning("stopping with %d callback calls still under way", len(self._tasks))
