@@ -110,7 +110,7 @@ class Feed:
             customer = await customer_data(session, event.customer_id)
             first = await first_interaction(session, ticket.id)
             data = {"ticket": ticket_data(ticket), "customer": customer}
-            await enqueue_event(session, "ticket.created", data, self.now())
+            await enqueue_event(session, "ticket.created", data, self.now(), ticket_id=ticket.id)
             if self.crm:
                 crm_ticket = self._crm_ticket(ticket, customer, first.text if first else "")
                 enqueue_push(session, event.customer_id, "ticket", ticket=crm_ticket)
@@ -134,7 +134,9 @@ class Feed:
                 },
                 "customer": customer,
             }
-            await enqueue_event(session, "message.received", data, self.now())
+            await enqueue_event(
+                session, "message.received", data, self.now(), ticket_id=message.ticket_id
+            )
             if not self.crm or event.automatic or message.ticket_id is None:
                 return
             first = await first_interaction(session, message.ticket_id)
@@ -231,4 +233,4 @@ class Feed:
                 "ticket": ticket_data(ticket),
                 "customer": await customer_data(session, event.customer_id),
             }
-            await enqueue_event(session, "ticket.solved", data, self.now())
+            await enqueue_event(session, "ticket.solved", data, self.now(), ticket_id=ticket.id)

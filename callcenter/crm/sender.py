@@ -22,6 +22,8 @@ CHANNEL = "crm"
 
 
 def enqueue_push(session: AsyncSession, customer_id: int, kind: str, **parts: Any) -> Outbox:
+    """A push; the recipient ``customer:<id>`` orders a customer's pushes and lets erasure
+    find them."""
     return enqueue(
         session,
         channel=CHANNEL,

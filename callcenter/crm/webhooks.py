@@ -27,7 +27,12 @@ ID_HEADER = "X-Callcenter-Event-Id"
 
 
 async def enqueue_event(
-    session: AsyncSession, event_type: str, data: dict[str, Any], at: datetime
+    session: AsyncSession,
+    event_type: str,
+    data: dict[str, Any],
+    at: datetime,
+    *,
+    ticket_id: int | None = None,
 ) -> int:
     """Queue the event for every active subscription to it; how many were queued."""
     subscriptions = await session.scalars(
@@ -48,6 +53,7 @@ async def enqueue_event(
             channel=CHANNEL,
             recipient=f"subscription:{subscription.id}",
             payload={"subscription_id": subscription.id, "event": event},
+            ticket_id=ticket_id,  # so that erasing the customer clears the row
         )
         queued += 1
     return queued

@@ -81,6 +81,7 @@ def _outbox_rows(found: Footprint) -> Any:
     return or_(
         Outbox.ticket_id.in_(found.ticket_ids),
         Outbox.recipient.in_(sorted(found.addresses)),
+        Outbox.recipient.in_([f"customer:{i}" for i in found.ids]),  # CRM pushes
     )
 
 

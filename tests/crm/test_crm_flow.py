@@ -11,9 +11,11 @@ from callcenter.bus import Bus
 from callcenter.channels.telephony.events import CallRecorded
 from callcenter.crm.bitrix import Bitrix24
 from callcenter.crm.feed import Feed
-from callcenter.crm.models import CrmRecord
+from callcenter.crm.models import CrmRecord, WebhookSubscription
 from callcenter.crm.sender import CrmSender
+from callcenter.crm.webhooks import EVENTS
 from callcenter.crm.zoho import ZohoCrm
+from callcenter.domain.privacy import erase_customer
 from callcenter.domain.tickets import record_reply
 from callcenter.health import HealthRegistry, State
 from callcenter.models import Call, CallOutcome, Channel, OutboxStatus, utcnow
@@ -194,3 +196,20 @@ async def test_without_a_crm_nothing_is_queued_for_it(
     first = await receive(sessions, email_message("Вопрос", "n1@example.ru"))
     await deliver(Feed(sessions, crm=False), *first.events)
     assert await outbox_rows(sessions) == []
+
+
+async def test_erasing_the_customer_clears_their_crm_pushes_and_webhook_events(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as session, session.begin():
+        session.add(WebhookSubscription(url="https://h.example/", secret="s", events=list(EVENTS)))
+    first = await receive(sessions, email_message("Мой адрес: Ленина 1", "e1@example.ru"))
+    await deliver(Feed(sessions, crm=True), *first.events)
+    assert {r.channel for r in await outbox_rows(sessions)} == {"crm", "signed_webhook"}
+
+    async with sessions() as session, session.begin():
+        await erase_customer(session, first.customer.id)
+
+    rows = await outbox_rows(sessions)
+    assert len(rows) == 3  # the lead, ticket.created and message.received
+    assert all(r.payload == {} and r.status is OutboxStatus.FAILED for r in rows)
