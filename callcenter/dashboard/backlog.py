@@ -48,7 +48,10 @@ class Backlog:
     repeat: RepeatRate
 
 
-async def read_backlog(session: AsyncSession, now: datetime, promise: timedelta) -> Backlog:
+async def read_backlog(
+    session: AsyncSession, now: datetime, promise: timedelta, repeat: RepeatRate | None = None
+) -> Backlog:
+    """The tiles at `now`; `repeat`: a recent reading of the repeat-contact rate to reuse."""
     unanswered = (
         Ticket.status.in_(UNANSWERED),
         Ticket.first_response_at.is_(None),
@@ -80,7 +83,7 @@ async def read_backlog(session: AsyncSession, now: datetime, promise: timedelta)
         email=waiting.get(Channel.EMAIL, Waiting()),
         breaching=Waiting(*late),
         callbacks=Waiting(*due),
-        repeat=await repeat_rate(session, now),
+        repeat=repeat if repeat is not None else await repeat_rate(session, now),
     )
 
 

@@ -1,5 +1,6 @@
 """Keeps the wallboard's omnichannel tiles fresh: reads the backlog every `interval` seconds,
-and again soon after a message, a reply, a solved ticket or a callback request."""
+and again soon after a message, a reply, a solved ticket or a callback request. The 7-day
+repeat-contact rate, the costly part, is read again only every `repeat_every`."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from callcenter.automation.events import TicketSolved
 from callcenter.bus import Bus
 from callcenter.channels.telegram.callbacks import CallbackRequested
-from callcenter.dashboard.backlog import Backlog, read_backlog
+from callcenter.dashboard.backlog import Backlog, RepeatRate, read_backlog, repeat_rate
 from callcenter.dashboard.wallboard import wait_either
 from callcenter.domain.events import AgentReplied, MessageReceived, TicketCreated
 from callcenter.models import utcnow
@@ -33,6 +34,7 @@ class BacklogWatch:
         *,
         interval: float = 15.0,
         settle: float = 0.5,
+        repeat_every: timedelta = timedelta(minutes=5),
         now: Callable[[], datetime] = utcnow,
     ) -> None:
         """`update` gets every reading (Wallboard.set_backlog); `settle` seconds after a
@@ -44,6 +46,8 @@ class BacklogWatch:
         self._settle = settle
         self._now = now
         self._wake = asyncio.Event()
+        self._repeat_every = repeat_every
+        self._repeat: tuple[datetime, RepeatRate] | None = None
 
     def subscribe(self, bus: Bus) -> None:
         for event_type in CHANGES:
@@ -53,8 +57,11 @@ class BacklogWatch:
         self._wake.set()
 
     async def read(self) -> Backlog:
+        now = self._now()
         async with self._sessions() as session:
-            return await read_backlog(session, self._now(), self._promise)
+            if self._repeat is None or now - self._repeat[0] >= self._repeat_every:
+                self._repeat = (now, await repeat_rate(session, now))
+            return await read_backlog(session, now, self._promise, self._repeat[1])
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

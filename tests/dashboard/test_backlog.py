@@ -171,8 +171,15 @@ async def test_the_watch_reads_again_after_a_bus_event(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     readings: list[Backlog] = []
+    clock = [NOW]
     watch = BacklogWatch(
-        sessions, PROMISE, readings.append, interval=3600, settle=0.01, now=lambda: NOW
+        sessions,
+        PROMISE,
+        readings.append,
+        interval=3600,
+        settle=0.01,
+        repeat_every=timedelta(minutes=5),
+        now=lambda: clock[0],
     )
     bus, stop = Bus(), asyncio.Event()
     watch.subscribe(bus)
@@ -188,6 +195,13 @@ async def test_the_watch_reads_again_after_a_bus_event(
             while len(readings) < 2:
                 await asyncio.sleep(0.01)
         assert readings[1].telegram == Waiting(2, ago(hours=3))
+        assert readings[1].repeat == RepeatRate(0, 0)  # kept from the first reading for 5 minutes
+        clock[0] = NOW + timedelta(minutes=5)
+        bus.publish(TicketCreated(1, 1, Channel.TELEGRAM))
+        async with asyncio.timeout(10):
+            while len(readings) < 3:
+                await asyncio.sleep(0.01)
+        assert readings[2].repeat == RepeatRate(2, 4)
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
