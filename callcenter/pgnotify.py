@@ -58,13 +58,16 @@ class PgNotify:
         self._outgoing: asyncio.Queue[list[str]] = asyncio.Queue(BUFFER)
         self._batch: list[list[str]] = []
         self._connected_before = False
+        self._dropped = 0
 
     def send(self, payloads: list[str]) -> None:
         """Queue one message's payloads (sent together, in one transaction)."""
         try:
             self._outgoing.put_nowait(payloads)
         except asyncio.QueueFull:
-            log.warning("event fan-out buffer full (PostgreSQL unreachable?); message dropped")
+            if not self._dropped:
+                log.warning("event fan-out buffer full (PostgreSQL slow or away); dropping")
+            self._dropped += 1
 
     async def run(self, stop: asyncio.Event) -> None:
         """Listen and send until ``stop``, reconnecting whenever the connection is lost."""
@@ -142,3 +145,8 @@ class PgNotify:
             async with conn.transaction():
                 await conn.executemany("SELECT pg_notify($1, $2)", rows)
             self._batch = []
+            if self._dropped:
+                log.warning(
+                    "event fan-out dropped %d messages while its buffer was full", self._dropped
+                )
+                self._dropped = 0
