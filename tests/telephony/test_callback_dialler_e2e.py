@@ -29,6 +29,7 @@ from callcenter.db import create_engine, session_factory, unit_of_work
 from callcenter.domain.customers import attach_identity, create_customer
 from callcenter.models import Call, IdentityKind, Role, User
 from callcenter.screenpop.service import ScreenPopService
+from callcenter.serve import serve
 from tests.telephony.conftest import CUSTOMER_NAME, CUSTOMER_NUMBER, Ami, Pbx
 
 pytestmark = pytest.mark.asterisk
@@ -262,3 +263,51 @@ async def test_two_diallers_in_two_processes_dial_a_callback_once(
     assert (row.status, row.attempts) == (CallbackStatus.DONE, 1)
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Call)) == 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_callcenter_serve_dials_due_callbacks_when_ami_and_ari_are_configured(
+    database_url: str,
+    sessions: async_sessionmaker[AsyncSession],
+    pbx: Pbx,
+    ami: Ami,
+    start_sipp,
+    tmp_path,
+) -> None:
+    """The composition root wires the dialler: the agent's phone rings for a due callback.
+
+    The test Asterisk's trunk leads nowhere, so the customer cannot be reached: the attempt is
+    counted and the callback waits for a later try."""
+    await pause(ami, "PJSIP/1001", False)
+    await pause(ami, "PJSIP/1002", True)
+    pbx_settings = pbx.process.settings
+    port = free_port()
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=database_url,
+        web_port=port,
+        ami_port=pbx_settings.ami_port,
+        ami_user=pbx_settings.ami_username,
+        ami_password=pbx_settings.ami_secret,
+        ari_url=f"http://127.0.0.1:{pbx.process.http_port}",
+        ari_user=pbx_settings.ari_username,
+        ari_password=pbx_settings.ari_password,
+        session_key="e2e-session-key-" + "x" * 32,
+    )
+    agent = await start_sipp("agent_answer.xml", pbx.agent_ports["1001"], "-d", "300")
+    callback_id = await _callback(sessions)
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(settings, "127.0.0.1", port, stop))
+    try:
+        async with asyncio.timeout(90):
+            while (row := await _row(sessions, callback_id)).attempts == 0:
+                assert not task.done(), task
+                await asyncio.sleep(0.5)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        await pause(ami, "PJSIP/1002", False)
+    code, report = await agent.finish()
+    assert code == 0, report  # rung, answered, hung up when the customer leg failed
+    assert (row.status, row.agent_endpoint) == (CallbackStatus.REQUESTED, "PJSIP/1001")
+    assert row.outcome.startswith("no_answer") and row.due_at > datetime.now(UTC)

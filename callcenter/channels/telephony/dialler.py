@@ -51,6 +51,8 @@ CALLBACK_QUEUE = "callback"
 START_SECONDS = 30.0
 """How long the ARI application may take to report that the agent's phone rings."""
 STOP_SECONDS = 10.0
+NOBODY_ANSWERED = "nobody answered in time"
+"""ClickToCall's reason when its ring times ran out."""
 
 
 class Agents(Protocol):
@@ -73,6 +75,18 @@ def free_queues(agent: AgentSnapshot) -> frozenset[str]:
     if agent.state is not AgentState.AVAILABLE:
         return frozenset()
     return frozenset(agent.queues) - frozenset(agent.paused_queues)
+
+
+def _failure(reason: str, agent_rang: bool, customer_rung: bool) -> DialOutcome:
+    """Whose failure it was: not placed or the agent's phone (try again soon: the customer
+    never knew), or the customer's side, the trunk included (an attempt, so a number that
+    cannot be reached ends as failed)."""
+    agent_side = (
+        not agent_rang
+        or reason.startswith("agent")
+        or (not customer_rung and reason == NOBODY_ANSWERED)
+    )
+    return DialOutcome.AGENT_MISSED if agent_side else DialOutcome.NO_ANSWER
 
 
 class CallbackDialler:
@@ -196,7 +210,7 @@ class CallbackDialler:
     ) -> tuple[DialOutcome, str, PlacedCall | None]:
         linkedid = f"callback-{job.callback_id}-{request.request_id[:12]}"
         started, answered = self.now(), None
-        customer_rung = False
+        agent_rang = customer_rung = False
         ring_limit = START_SECONDS + self.timings.agent_ring + self.timings.customer_ring
         deadline = time.monotonic() + ring_limit
         renew = max(1.0, self.policy.lease.total_seconds() / 3)
@@ -210,6 +224,7 @@ class CallbackDialler:
                 await self._renew_lease(job.callback_id)
                 continue
             if update.state is State.AGENT_RINGING:
+                agent_rang = True
                 self.bus.publish(self._ringing(job, linkedid))
             elif update.state is State.CUSTOMER_RINGING:
                 customer_rung = True
@@ -219,9 +234,8 @@ class CallbackDialler:
                 call = PlacedCall(linkedid, started, answered or started, self.now())
                 return DialOutcome.CONNECTED, update.reason, call
             elif update.state is State.FAILED:
-                if customer_rung and not update.reason.startswith("agent"):
-                    return DialOutcome.NO_ANSWER, update.reason, None
-                return DialOutcome.AGENT_MISSED, update.reason, None
+                outcome = _failure(update.reason, agent_rang, customer_rung)
+                return outcome, update.reason, None
 
     def _ringing(self, job: _Job, linkedid: str) -> AgentRinging:
         """The screen-pop trigger: the agent sees the customer's card while the phone rings."""
