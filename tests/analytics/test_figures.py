@@ -3,6 +3,7 @@ hand, on SQLite and PostgreSQL, through the rollups the refresher builds."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import statistics
 from datetime import timedelta
@@ -243,3 +244,28 @@ async def test_medians_read_from_buckets_equal_the_plain_median(sessions, staff)
                  statistics.median(durations)]
             ]  # fmt: skip
             assert resolution.rows[0][4] == 2 * statistics.median(durations)
+
+
+async def test_the_supervised_refresher_follows_new_contacts_until_stopped(sessions, data) -> None:
+    made, _ = data
+    refresher = Refresher(sessions, "Europe/Moscow", interval=0.05)
+    stop = asyncio.Event()
+    running = asyncio.create_task(refresher.run(stop))
+    async with sessions() as db, db.begin():
+        db.add(
+            Interaction(
+                customer_id=made.customers["Лена Котова"].id,
+                channel=Channel.EMAIL,
+                direction="in",
+                occurred_at=T0 + timedelta(hours=5),
+            )
+        )
+    for _ in range(200):
+        async with sessions() as db:
+            if rows(await overview(db, DAY), "volume_channel")[1] == ["email", 2]:
+                break
+        await asyncio.sleep(0.05)
+    else:
+        pytest.fail("the refresher never counted the new email")
+    stop.set()
+    await asyncio.wait_for(running, 10)
