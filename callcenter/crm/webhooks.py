@@ -6,24 +6,27 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.automation.webhook import HttpRefused, HttpRetry, json_bytes, post
 from callcenter.crm.models import WebhookDelivery, WebhookSubscription
 from callcenter.crm.signing import signed_headers
 from callcenter.health import HealthRegistry, registry
-from callcenter.models import Outbox
+from callcenter.models import Outbox, utcnow
 from callcenter.outbox import PermanentFailure, enqueue
 
 EVENTS = ("ticket.created", "message.received", "call.ended", "ticket.solved")
 CHANNEL = "signed_webhook"
 EVENT_HEADER = "X-Callcenter-Event"
 ID_HEADER = "X-Callcenter-Event-Id"
+LOG_RETENTION = timedelta(days=30)
+PRUNE_SECONDS = 3600.0
 
 
 async def enqueue_event(
@@ -68,10 +71,13 @@ class SignedWebhookSender:
         sessions: async_sessionmaker[AsyncSession],
         *,
         health: HealthRegistry = registry,
+        now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.http = http
         self.sessions = sessions
         self.health = health
+        self.now = now
+        self._pruned_at: float | None = None
 
     async def send(self, item: Outbox) -> str | None:
         event = item.payload["event"]
@@ -124,5 +130,11 @@ class SignedWebhookSender:
                     status_code=status,
                     error=error[:2000],
                     duration_ms=round((time.perf_counter() - started) * 1000),
+                    at=self.now(),
                 )
             )
+            if self._pruned_at is None or time.monotonic() - self._pruned_at > PRUNE_SECONDS:
+                self._pruned_at = time.monotonic()
+                await session.execute(
+                    delete(WebhookDelivery).where(WebhookDelivery.at < self.now() - LOG_RETENTION)
+                )

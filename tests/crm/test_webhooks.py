@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -72,7 +73,8 @@ async def test_events_reach_a_verifying_receiver_with_retries_and_a_delivery_log
     [row] = await outbox_rows(sessions)
     assert row.channel == "signed_webhook" and row.recipient == f"subscription:{wanted}"
     health = HealthRegistry()
-    worker = OutboxWorker(sessions, [SignedWebhookSender(http, sessions, health=health)], now=clock)
+    sender = SignedWebhookSender(http, sessions, health=health, now=clock)
+    worker = OutboxWorker(sessions, [sender], now=clock)
     hook.statuses.append(503)
     assert await worker.run_once() == 1
     [row] = await outbox_rows(sessions)
@@ -102,6 +104,7 @@ async def test_events_reach_a_verifying_receiver_with_retries_and_a_delivery_log
         (2, 204, False),
     ]
     assert {d.event_id for d in log} == {event["id"]}
+    assert log[0].at == clock.at - timedelta(seconds=2) and log[1].at == clock.at
 
 
 async def test_a_tampered_body_is_rejected_and_a_wrong_secret_gives_up(
@@ -126,3 +129,31 @@ async def test_a_tampered_body_is_rejected_and_a_wrong_secret_gives_up(
     [row] = await outbox_rows(sessions)
     assert row.status is OutboxStatus.FAILED and "HTTP 400" in row.last_error
     assert len(hook.rejected) == 2
+
+
+async def test_the_delivery_log_keeps_thirty_days(
+    sessions: async_sessionmaker[AsyncSession], receiver: tuple[Receiver, str], http
+) -> None:  # type: ignore[no-untyped-def]
+    hook, url = receiver
+    hook.secret = SECRET
+    subscription = await subscribe(sessions, url, ["ticket.created"])
+    now = utcnow()
+    async with sessions() as session, session.begin():
+        for age in (31, 29):
+            session.add(
+                WebhookDelivery(
+                    subscription_id=subscription,
+                    outbox_id=0,
+                    event_id=f"evt_{age}",
+                    event_type="ticket.created",
+                    attempt=1,
+                    at=now - timedelta(days=age),
+                )
+            )
+    await publish(sessions, Feed(sessions, crm=False), "Вопрос", 3)
+    sender = SignedWebhookSender(http, sessions, health=HealthRegistry(), now=lambda: now)
+    assert await OutboxWorker(sessions, [sender]).run_once() == 1
+
+    async with sessions() as session:
+        kept = list(await session.scalars(select(WebhookDelivery.event_id)))
+    assert "evt_31" not in kept and "evt_29" in kept and len(kept) == 2
