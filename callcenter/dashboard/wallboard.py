@@ -97,10 +97,12 @@ class Wallboard:
         queues, agents = self._state.queue_snapshots(now), self._state.agent_snapshots(now)
         return board_json(queues, agents, self.policy, now, self._backlog)
 
-    def agent_state(self, interface: str) -> AgentState | None:
-        """The agent's state now, or None for an interface that is no queue member."""
-        found = [a for a in self._state.agent_snapshots(self._now()) if a.interface == interface]
-        return found[0].state if found else None
+    def on_call(self, interface: str) -> bool:
+        """Whether the agent is on a call now (on any server, when several are side by side)."""
+        return any(
+            a.interface == interface and a.state is AgentState.ON_CALL
+            for a in self._state.agent_snapshots(self._now())
+        )
 
     def publish(self) -> int:
         """Push the snapshot to every watching browser tab; returns how many got it."""

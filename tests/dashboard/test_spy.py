@@ -108,7 +108,9 @@ async def test_the_route_checks_role_phone_and_call_and_audits(
     ]
 
 
-def test_agent_state_is_read_from_the_live_state(live: Live) -> None:
+def test_on_call_is_read_from_the_live_state(live: Live) -> None:
     live.state.agents.append(agent("PJSIP/1004", AgentState.WRAPUP))
-    assert live.wallboard.agent_state("PJSIP/1004") is AgentState.WRAPUP
-    assert live.wallboard.agent_state("PJSIP/1009") is None
+    assert not live.wallboard.on_call("PJSIP/1004")
+    live.state.agents.append(agent("PJSIP/1004", AgentState.ON_CALL))  # on a second server
+    assert live.wallboard.on_call("PJSIP/1004")
+    assert not live.wallboard.on_call("PJSIP/1009")

@@ -11,7 +11,6 @@ import logging
 from aiohttp import web
 from sqlalchemy import select
 
-from callcenter.channels.telephony.events import AgentState
 from callcenter.dashboard.control import ControlError, SpyMode, TelephonyControl
 from callcenter.domain.audit import record
 from callcenter.models import Role, User
@@ -122,7 +121,7 @@ async def spy_on_agent(request: web.Request) -> web.Response:
     interface = str((await request.post()).get("interface", ""))
     if not user.sip_endpoint:
         return web.json_response({"error": t("wallboard.spy_no_phone")}, status=409)
-    if wallboard.agent_state(interface) is not AgentState.ON_CALL:
+    if not wallboard.on_call(interface):
         return web.json_response({"error": t("wallboard.spy_not_on_call")}, status=409)
     try:
         await control.spy(user.sip_endpoint, interface, mode)
