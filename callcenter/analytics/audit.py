@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import random
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.analytics.figures import Filters, Table
@@ -26,10 +27,11 @@ from callcenter.models import (
 )
 
 SAMPLE = 10
-EXACT_BELOW = 100_000
+EXACT_BELOW = 50_000
 """Up to this many contacts in the range, every eligible customer is listed and sampled from;
 above it, customers are found through random moments (busier customers are likelier)."""
 PROBES = 200
+PROBE_ROUND = 25
 PATH_LIMIT = 40
 
 
@@ -60,26 +62,36 @@ async def _eligible_probed(
     end: datetime,
     rng: random.Random,
 ) -> list[int]:
+    """Customers of the first contacts after random moments, ``PROBE_ROUND`` moments a query."""
     found: list[int] = []
-    for _ in range(PROBES):
-        if len(found) == SAMPLE:
-            break
-        moment = start + (end - start) * rng.random()
-        customer = await session.scalar(
+    for _ in range(PROBES // PROBE_ROUND):
+        moments = sorted(start + (end - start) * rng.random() for _ in range(PROBE_ROUND))
+        firsts = [
             select(Interaction.customer_id)
             .where(*where, Interaction.occurred_at >= moment)
             .order_by(Interaction.occurred_at)
             .limit(1)
-        )
-        if customer is None or customer in found:
-            continue
-        channels = await session.scalar(
-            select(func.count(func.distinct(Interaction.channel))).where(
-                *where, Interaction.customer_id == customer
+            .subquery()
+            .select()
+            for moment in moments
+        ]
+        candidates = list(dict.fromkeys(await session.scalars(union_all(*firsts))))
+        candidates = [c for c in candidates if c not in found]
+        if candidates:
+            channels = dict(
+                (
+                    await session.execute(
+                        select(
+                            Interaction.customer_id, func.count(func.distinct(Interaction.channel))
+                        )
+                        .where(*where, Interaction.customer_id.in_(candidates))
+                        .group_by(Interaction.customer_id)
+                    )
+                ).all()
             )
-        )
-        if channels >= 2:
-            found.append(customer)
+            found += [c for c in candidates if channels.get(c, 0) >= 2][: SAMPLE - len(found)]
+        if len(found) == SAMPLE:
+            break
     return found
 
 
@@ -116,18 +128,26 @@ async def audit(
         ],
         kinds=["int", "text", "when", "channel", "direction", "seconds", "pop"],
     )
-    for customer_id in chosen:
-        table.rows += await _path(session, customer_id, start, end)
+    table.rows = await _paths(session, chosen, start, end)
     return [table]
 
 
-async def _path(
-    session: AsyncSession, customer_id: int, start: datetime, end: datetime
+async def _paths(
+    session: AsyncSession, customers: list[int], start: datetime, end: datetime
 ) -> list[list[object]]:
-    name = await session.scalar(select(Customer.display_name).where(Customer.id == customer_id))
+    if not customers:
+        return []
+    names = dict(
+        (
+            await session.execute(
+                select(Customer.id, Customer.display_name).where(Customer.id.in_(customers))
+            )
+        ).all()
+    )
     rows = (
         await session.execute(
             select(
+                Interaction.customer_id,
                 Interaction.id,
                 Interaction.occurred_at,
                 Interaction.channel,
@@ -138,17 +158,30 @@ async def _path(
             )
             .outerjoin(Call, Call.interaction_id == Interaction.id)
             .where(
-                Interaction.customer_id == customer_id,
+                Interaction.customer_id.in_(customers),
                 Interaction.occurred_at >= start,
                 Interaction.occurred_at < end,
                 Interaction.channel != Channel.NOTE,
                 Interaction.direction != Direction.INTERNAL,
             )
-            .order_by(Interaction.occurred_at, Interaction.id)
-            .limit(PATH_LIMIT)
+            .order_by(Interaction.customer_id, Interaction.occurred_at, Interaction.id)
         )
     ).all()
     pops = await _pops(session, [r.linkedid for r in rows if r.linkedid])
+    by_customer: dict[int, list[Any]] = {c: [] for c in customers}
+    for row in rows:
+        if len(by_customer[row.customer_id]) < PATH_LIMIT:
+            by_customer[row.customer_id].append(row)
+    return [
+        step
+        for customer_id, path in by_customer.items()
+        for step in _path(customer_id, names.get(customer_id, ""), path, pops)
+    ]
+
+
+def _path(
+    customer_id: int, name: str, rows: list[Any], pops: dict[str, set[int]]
+) -> list[list[object]]:
     path: list[list[object]] = []
     previous: int | None = None
     for n, row in enumerate(rows):

@@ -175,7 +175,7 @@ async def test_channel_transitions_within_a_day(sessions, data) -> None:
     assert rows(email, "transitions") == [["email", "call", 1, 0]]
 
 
-@pytest.mark.parametrize("exact_below", [100_000, 0])
+@pytest.mark.parametrize("exact_below", [50_000, 0])
 async def test_audit_of_customers_on_two_channels(sessions, data, exact_below) -> None:
     _, refresher = data
     async with sessions() as db:
