@@ -14,6 +14,7 @@ from callcenter.automation.callbacks import (
     DialOutcome,
     PlacedCall,
     claim_callback,
+    due_queues,
     finish_attempt,
     recent_callbacks,
     request_callback,
@@ -73,6 +74,8 @@ async def test_a_claim_takes_the_oldest_due_callback_of_the_agents_queues(
         (timedelta(minutes=-10), "support"),
         (timedelta(minutes=-1), ""),
     )
+    async with sessions() as session:
+        assert await due_queues(session, T0) == {"support": 1, "sales": 1, "": 1}
     assert await _claim(sessions) == oldest
     claimed = await _row(sessions, oldest)
     assert (claimed.status, claimed.agent_endpoint) == (CallbackStatus.ASSIGNED, "PJSIP/1001")

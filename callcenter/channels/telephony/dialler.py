@@ -27,6 +27,7 @@ from callcenter.automation.callbacks import (
     DialOutcome,
     PlacedCall,
     claim_callback,
+    due_queues,
     finish_attempt,
 )
 from callcenter.bus import Bus
@@ -132,10 +133,23 @@ class CallbackDialler:
     async def run_once(self) -> int:
         """Start dialling a due callback for every free agent; returns how many were started."""
         started = 0
-        for agent in self.free_agents():
+        agents = self.free_agents()
+        if not agents:
+            return 0
+        async with self.sessions() as session:
+            due = await due_queues(session, self.now())
+        for agent in agents:
+            if not due:
+                break
+            if "" not in due and not free_queues(agent) & due.keys():
+                continue
             job = await self._claim(agent)
             if job is None:
                 continue
+            key = job.queue if job.queue in due else ""
+            due[key] = due.get(key, 1) - 1
+            if due[key] <= 0:
+                del due[key]
             self._busy.add(agent.interface)
             task = asyncio.get_running_loop().create_task(self._place(job))
             self._tasks.add(task)
