@@ -291,6 +291,7 @@ async def ingest_many(
     *,
     classifier: Callable[[str], Classification] = classify,
     region: str = "RU",
+    savepoint: bool = True,
 ) -> list[IngestResult]:
     """Store a batch exactly as ``ingest`` would one message after another, in a handful of
     set-based statements instead of some twenty per message.
@@ -302,9 +303,14 @@ async def ingest_many(
     (store the messages one by one with ``ingest`` to keep the rest). When a concurrent writer
     stores one of the messages or identities first, the batch's writes are rolled back and the
     messages are ingested one by one, which settles that race as ``ingest`` does.
+
+    ``savepoint=False`` saves the savepoint's round trips for a caller that rolls back its
+    whole transaction on an error: an IntegrityError then propagates instead.
     """
     if not messages:
         return []
+    if not savepoint:
+        return await _Batch(session, classifier, region).run(messages)
     await session.flush()
     try:
         async with session.begin_nested():

@@ -48,14 +48,15 @@ class Prestore:
         """What the router calls for a plain message (``Conversation.on_message``)."""
 
     async def __call__(
-        self, session: AsyncSession, updates: Sequence[Update]
+        self, session: AsyncSession, updates: Sequence[Update], *, savepoint: bool = True
     ) -> tuple[list[Prepared], Shared]:
-        """Store the messages of plain updates (see ``is_plain``) in the caller's transaction."""
+        """Store the messages of plain updates (see ``is_plain``) in the caller's transaction;
+        ``savepoint``: as for ``ingest_many``."""
         inbound = []
         for update in updates:
             assert update.message is not None
             inbound.append(await to_inbound(session, update.message, file_limit=self.file_limit))
-        results = await ingest_many(session, inbound, region=self.region)
+        results = await ingest_many(session, inbound, region=self.region, savepoint=savepoint)
         prepared = [Prepared(m, r) for m, r in zip(inbound, results, strict=True)]
         return prepared, await self._shared(session, prepared)
 

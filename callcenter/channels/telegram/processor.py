@@ -8,14 +8,18 @@ queue; a database failure fails the whole batch, which is then delivered again.
 
 With a ``Prestore``, a run of plain private messages is stored together instead: their update
 ids and messages in a few statements, then each handler in turn (called directly, not through
-the dispatcher), then all their replies, in one savepoint. Anything
-unexpected in the run (a failing handler, another worker storing an update first, a handler
-that did not take its stored message) rolls the run back and handles it update by update.
+the dispatcher), then all their replies, in one savepoint. Anything unexpected in the run (a
+failing handler, another worker storing an update first, a handler that did not take its stored
+message) rolls the run back and handles it update by update.
+
+A batch of nothing but plain messages (the usual case) is first tried without any savepoint;
+if that fails, the whole transaction is rolled back and the batch is stored as above.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -37,6 +41,10 @@ log = logging.getLogger(__name__)
 
 KEEP_SEEN = timedelta(days=7)
 """Telegram keeps an unconfirmed update for 24 hours; remembering ids a week is ample."""
+
+
+class _Redo(Exception):
+    """Storing a batch together without savepoints failed: roll back, redo it carefully."""
 
 
 class _NotTaken(Exception):
@@ -67,6 +75,20 @@ class UpdateProcessor:
     async def process(self, updates: Sequence[Update]) -> int:
         """Store and answer a batch; returns how many updates were new. Raises (and stores
         nothing) when the database fails, so that the caller does not confirm the batch."""
+        try:
+            turns = await self._store(updates, optimistic=True)
+        except _Redo as redo:
+            if isinstance(redo.__cause__, IntegrityError):
+                log.info("telegram updates were stored by another worker; again, one by one")
+            else:
+                log.info("a batch of telegram updates is handled one by one: %r", redo.__cause__)
+            turns = await self._store(updates, optimistic=False)
+        self._after_commit(turns)
+        return len(turns)
+
+    async def _store(self, updates: Sequence[Update], *, optimistic: bool) -> list[Turn]:
+        """One transaction for the batch. ``optimistic``: a batch of plain messages only is
+        stored together without savepoints; if that fails, ``_Redo`` rolls it all back."""
         turns: list[Turn] = []
         async with self.sessions() as session, session.begin():
             ids = [update.update_id for update in updates]
@@ -80,16 +102,27 @@ class UpdateProcessor:
                 if update.update_id not in seen:
                     seen.add(update.update_id)
                     fresh.append(update)
+            if optimistic and len(fresh) > 1 and all(map(self._plain, fresh)):
+                try:
+                    return await self._together(session, fresh, savepoint=False)
+                except DBAPIError as exc:
+                    if isinstance(exc, IntegrityError):
+                        raise _Redo from exc
+                    raise
+                except Exception as exc:
+                    raise _Redo from exc
             for run in self._runs(fresh):
                 turns += await self._run(session, run)
-        self._after_commit(turns)
-        return len(turns)
+        return turns
+
+    def _plain(self, update: Update) -> bool:
+        return self.prestore is not None and is_plain(update)
 
     def _runs(self, updates: Sequence[Update]) -> Iterator[list[Update]]:
         """Consecutive plain messages together (with a ``prestore``), other updates alone."""
         run: list[Update] = []
         for update in updates:
-            if self.prestore is not None and is_plain(update):
+            if self._plain(update):
                 run.append(update)
                 continue
             if run:
@@ -116,12 +149,14 @@ class UpdateProcessor:
                 turns.append(turn)
         return turns
 
-    async def _together(self, session: AsyncSession, run: list[Update]) -> list[Turn]:
+    async def _together(
+        self, session: AsyncSession, run: list[Update], *, savepoint: bool = True
+    ) -> list[Turn]:
         assert self.prestore is not None
         turns = [Turn(session, update.update_id, self.now()) for update in run]
-        async with session.begin_nested():
+        async with session.begin_nested() if savepoint else contextlib.nullcontext():
             session.add_all(TelegramUpdate(update_id=t.update_id, received_at=t.now) for t in turns)
-            prepared, shared = await self.prestore(session, run)
+            prepared, shared = await self.prestore(session, run, savepoint=savepoint)
             for update, turn, ready in zip(run, turns, prepared, strict=True):
                 assert update.message is not None
                 turn.prepared, turn.shared = ready, shared
