@@ -1,0 +1,81 @@
+"""What following the admins' classifier dictionary costs a process.
+
+Prints the per-check cost of the version query (run every few seconds by every process), the
+time from a save to the new classifier in use (load + compile off the event loop), and the
+time to claim-or-find-nothing for the callback dialler's idle round, with the load average.
+
+Usage: .venv/bin/python bench/classifier_reload.py [DATABASE_URL]   (default: a temp SQLite)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+
+from callcenter.automation.callbacks import due_queues
+from callcenter.classify import default_patterns
+from callcenter.classify.live import LiveDictionary
+from callcenter.classify.store import save_dictionary, stored_version
+from callcenter.db import create_engine, session_factory, unit_of_work
+from callcenter.migrate import upgrade_async
+
+CHECKS = 500
+RELOADS = 5
+
+
+async def bench(url: str) -> None:
+    await upgrade_async(url)
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    try:
+        started = time.perf_counter()
+        for _ in range(CHECKS):
+            async with sessions() as session:
+                await stored_version(session)
+        check = (time.perf_counter() - started) / CHECKS
+        name, load = engine.dialect.name, os.getloadavg()[0]
+        print(f"{name}: version check {check * 1e3:.2f} ms (load {load:.1f})")
+
+        live = LiveDictionary(sessions, install=None)
+        reloads = []
+        for n in range(RELOADS):
+            patterns = default_patterns()
+            patterns["intents"]["warranty"] = {
+                "ru": [f"гарантийный ремонт{'' if n % 2 else ' срок'}"]
+            }
+            async with unit_of_work(sessions) as session:
+                await save_dictionary(session, patterns, actor=None)
+            started = time.perf_counter()
+            assert await live.refresh()
+            reloads.append(time.perf_counter() - started)
+        best, worst = min(reloads), max(reloads)
+        print(
+            f"{engine.dialect.name}: saved dictionary in use after {best:.2f}-{worst:.2f} s "
+            f"of load+compile (load {os.getloadavg()[0]:.1f})"
+        )
+
+        started = time.perf_counter()
+        for _ in range(CHECKS):
+            async with sessions() as session:
+                await due_queues(session, datetime.now(UTC))
+        idle = (time.perf_counter() - started) / CHECKS
+        name, load = engine.dialect.name, os.getloadavg()[0]
+        print(f"{name}: idle dialler round {idle * 1e3:.2f} ms (load {load:.1f})")
+    finally:
+        await engine.dispose()
+
+
+def main() -> None:
+    if len(sys.argv) > 1:
+        asyncio.run(bench(sys.argv[1]))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(bench(f"sqlite+aiosqlite:///{tmp}/bench.db"))
+
+
+if __name__ == "__main__":
+    main()
