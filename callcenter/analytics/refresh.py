@@ -421,6 +421,15 @@ class Refresher:
                 else:
                     row.value, row.at = value, at
 
+    async def _vacuum(self) -> None:
+        """After a build, PostgreSQL can read medians from the indexes alone (visibility map)."""
+        async with self._sessions() as db:
+            if db.bind.dialect.name != "postgresql":
+                return
+            conn = await db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            for table in (ContactRollup, TransitionRollup, TicketFact, TicketDayRollup):
+                await conn.execute(text(f"VACUUM ANALYZE {table.__tablename__}"))
+
     async def rebuild(self) -> None:
         """Build every rollup from scratch (the first run, or after a time-zone change)."""
         started = utcnow()
@@ -458,6 +467,7 @@ class Refresher:
             await self._unit(rebuild_ticket_day, day)
         self._seen = seen
         await self._save(top, started)
+        await self._vacuum()
         log.info("analytics rollups rebuilt in %.0f s", (utcnow() - started).total_seconds())
 
 

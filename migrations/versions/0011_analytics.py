@@ -69,9 +69,15 @@ def upgrade() -> None:
     )
     op.create_index("ix_analytics_tickets_day", "analytics_tickets", ["day"])
     op.create_index("ix_analytics_tickets_solved_day", "analytics_tickets", ["solved_day"])
-    op.create_index("ix_analytics_tickets_frt", "analytics_tickets", ["channel", "frt_seconds"])
     op.create_index(
-        "ix_analytics_tickets_resolution", "analytics_tickets", ["channel", "resolution_seconds"]
+        "ix_analytics_tickets_frt",
+        "analytics_tickets",
+        ["channel", "frt_seconds", "day", "agent_id"],
+    )
+    op.create_index(
+        "ix_analytics_tickets_resolution",
+        "analytics_tickets",
+        ["channel", "resolution_seconds", "day", "agent_id"],
     )
     op.create_table(
         "analytics_ticket_days",
