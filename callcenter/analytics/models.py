@@ -107,3 +107,5 @@ class RefreshState(Base):
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger, default=0)
     at: Mapped[datetime | None] = mapped_column(default=None)
+    timezone: Mapped[str] = mapped_column(String(64), default="")
+    """The zone whose local days the rollups were built in; another zone means a rebuild."""

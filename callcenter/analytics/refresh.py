@@ -335,6 +335,7 @@ class Refresher:
     ) -> None:
         self._sessions = sessions
         self.calendar = Calendar(ZoneInfo(timezone))
+        self._zone = timezone
         self._interval = interval
         self._seen: set[int] = set()
 
@@ -351,7 +352,7 @@ class Refresher:
     async def refresh(self) -> None:
         """Bring every rollup up to date with what is committed now."""
         state = await self._state()
-        if "interactions" not in state:
+        if "interactions" not in state or state["interactions"].timezone != self._zone:
             await self.rebuild()
             return
         started = utcnow()
@@ -417,9 +418,9 @@ class Refresher:
             ):
                 row = await db.get(RefreshState, name)
                 if row is None:
-                    db.add(RefreshState(name=name, value=value, at=at))
+                    db.add(RefreshState(name=name, value=value, at=at, timezone=self._zone))
                 else:
-                    row.value, row.at = value, at
+                    row.value, row.at, row.timezone = value, at, self._zone
 
     async def _vacuum(self) -> None:
         """After a build, PostgreSQL can read medians from the indexes alone (visibility map)."""
@@ -431,7 +432,7 @@ class Refresher:
                 await conn.execute(text(f"VACUUM ANALYZE {table.__tablename__}"))
 
     async def rebuild(self) -> None:
-        """Build every rollup from scratch (the first run, or after a time-zone change)."""
+        """Build every rollup from scratch (the first run, and after a change of time zone)."""
         started = utcnow()
         async with self._sessions() as db:
             top = await db.scalar(select(func.coalesce(func.max(Interaction.id), 0)))

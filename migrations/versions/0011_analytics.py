@@ -99,6 +99,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=32), nullable=False),
         sa.Column("value", sa.BigInteger(), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("timezone", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_analytics_state")),
     )
     op.create_index("ix_analytics_interactions_occurred_at", "interactions", ["occurred_at"])

@@ -269,3 +269,11 @@ async def test_the_supervised_refresher_follows_new_contacts_until_stopped(sessi
         pytest.fail("the refresher never counted the new email")
     stop.set()
     await asyncio.wait_for(running, 10)
+
+
+async def test_another_time_zone_rebuilds_the_local_days(sessions, data) -> None:
+    # 10:00 in Moscow is 02:00 the same day in New York; Olga's 11:00 calls are at 03:00
+    await Refresher(sessions, "America/New_York").refresh()
+    async with sessions() as db:
+        service = rows(await overview(db, DAY), "service")
+    assert [(r[0], r[1]) for r in service] == [("sales", 3), ("support", 2)]
