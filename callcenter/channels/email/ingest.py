@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parseaddr
@@ -142,20 +142,34 @@ class EmailIngestor:
         except EmailRejected as exc:
             return exc
 
+    def parse_all(self, raws: Sequence[bytes]) -> list[ParsedEmail | EmailRejected]:
+        """Parse a batch in one go (blocking: call it in a thread to overlap other work)."""
+        parsed: list[ParsedEmail | EmailRejected] = []
+        for raw in raws:
+            try:
+                parsed.append(parse_email(raw, max_attachment_bytes=self.limit))
+            except EmailRejected as exc:
+                parsed.append(exc)
+        return parsed
+
     async def store_batch(
         self,
         sessions: async_sessionmaker[AsyncSession],
         mails: Sequence[tuple[bytes, str]],
         *,
+        parsed: Sequence[ParsedEmail | EmailRejected] | None = None,
         before_commit: Callable[[AsyncSession], Awaitable[None]] | None = None,
     ) -> BatchResult:
         """Store ``(raw, source)`` mails in one transaction; publish ``events`` after it.
+        ``parsed``: the mails already parsed (`parse_all`), in the same order.
 
         Mail is stored with ``ingest_many`` and without savepoints first; if any mail fails,
         the batch is rolled back and stored again one mail at a time, each in a savepoint, so
         that the failure is recorded and the rest stored.
         """
-        parsed = [await self.parse(raw) for raw, _ in mails]
+        if parsed is None:
+            parsed = [await self.parse(raw) for raw, _ in mails]
+        parsed = list(parsed)
         try:
             return await self._store_all(sessions, mails, parsed, before_commit, careful=False)
         except DBAPIError:
@@ -231,19 +245,29 @@ class EmailIngestor:
         stored: list[tuple[Outcome, list[object]]] = []
         run: list[tuple[int, ParsedEmail, str, _Prepared]] = []
         in_run: set[str] = set()
-        for (raw, source), mail in zip(mails, parsed, strict=True):
+        # Threading for the whole batch in one lookup, kept up to date as runs are stored.
+        refers_to = [
+            threading.candidate_ids(mail.in_reply_to, mail.references)
+            if isinstance(mail, ParsedEmail)
+            else []
+            for mail in parsed
+        ]
+        threads = await threading.tickets_of_ids(
+            session, (i for ids in refers_to for i in ids), self.domain
+        )
+        for (raw, source), mail, refers in zip(mails, parsed, refers_to, strict=True):
             if isinstance(mail, EmailRejected) or self._is_own(mail):
                 stored.append(await self.store(session, raw, mail, source))
                 continue
-            refers = threading.candidate_ids(mail.in_reply_to, mail.references)
             if (mail.is_bounce and mail.failed_recipients) or in_run.intersection(refers):
-                await self._ingest_run(session, run, stored)
+                await self._ingest_run(session, run, stored, threads)
                 run, in_run = [], set()
             key = external_id(mail.message_id)
-            run.append((len(stored), mail, source, await self._prepare(session, raw, mail, key)))
+            prepared = await self._prepare(session, raw, mail, key, threads)
+            run.append((len(stored), mail, source, prepared))
             in_run.add(key)
             stored.append((Outcome(source, "pending"), []))
-        await self._ingest_run(session, run, stored)
+        await self._ingest_run(session, run, stored, threads)
         return stored
 
     async def _ingest_run(
@@ -251,7 +275,9 @@ class EmailIngestor:
         session: AsyncSession,
         run: list[tuple[int, ParsedEmail, str, _Prepared]],
         stored: list[tuple[Outcome, list[object]]],
+        threads: dict[str, int],
     ) -> None:
+        """Store a run with ``ingest_many``; ``threads`` learns the tickets of its mails."""
         if not run:
             return
         results = await ingest_many(
@@ -263,6 +289,9 @@ class EmailIngestor:
         for (slot, mail, source, prepared), result in zip(run, results, strict=True):
             await self._stored(session, result, prepared, source)
             stored[slot] = (_outcome(mail, source, result), result.events)
+            interaction = result.interaction
+            if interaction.ticket_id is not None and interaction.external_id is not None:
+                threads.setdefault(interaction.external_id, interaction.ticket_id)
 
     def _is_own(self, mail: ParsedEmail) -> bool:
         """A copy of a mail we sent (a Sent folder, a Bcc to ourselves): never a customer's."""
@@ -287,13 +316,21 @@ class EmailIngestor:
         return result
 
     async def _prepare(
-        self, session: AsyncSession, raw: bytes, mail: ParsedEmail, key: str
+        self,
+        session: AsyncSession,
+        raw: bytes,
+        mail: ParsedEmail,
+        key: str,
+        threads: Mapping[str, int] | None = None,
     ) -> _Prepared:
-        """The InboundMessage for a mail (threaded, the sender decided) and its files."""
+        """The InboundMessage for a mail (threaded, the sender decided) and its files.
+        ``threads``: the tickets of the ids the mail refers to, when already looked up."""
         sender = await self._sender(session, mail)
-        hint = await threading.ticket_by_ids(
-            session, threading.candidate_ids(mail.in_reply_to, mail.references), self.domain
-        )
+        refers = threading.candidate_ids(mail.in_reply_to, mail.references)
+        if threads is None:
+            hint = await threading.ticket_by_ids(session, refers, self.domain)
+        else:
+            hint = threading.first_ticket(refers, threads)
         if hint is None:
             hint = threading.subject_ticket(mail.subject)
         files = [self.files.describe_original(raw)]

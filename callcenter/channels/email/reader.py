@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from callcenter.bus import Bus
 from callcenter.channels.email.imap import ImapAccount, ImapClient, ImapError
 from callcenter.channels.email.ingest import EmailIngestor
+from callcenter.channels.email.model import EmailRejected, ParsedEmail
 from callcenter.channels.email.models import ImapCheckpoint
 
 log = logging.getLogger(__name__)
@@ -124,24 +125,54 @@ class MailboxReader:
                 uidvalidity,
             )
         uids = await client.uids_after(last_uid)
+        chunks = [uids[start : start + self.batch] for start in range(0, len(uids), self.batch)]
         fetched = 0
-        for start in range(0, len(uids), self.batch):
-            if stop.is_set():
-                break
-            chunk = uids[start : start + self.batch]
-            fetched += await self._batch(client, uidvalidity, chunk)
+        # The next batch is fetched and parsed (in a thread) while this one is being stored:
+        # IMAP, parsing and the database overlap. IMAP commands still run one at a time.
+        ahead = asyncio.ensure_future(self._fetch(client, chunks[0])) if chunks else None
+        try:
+            for index, chunk in enumerate(chunks):
+                if stop.is_set():
+                    break
+                assert ahead is not None
+                messages, parsed = await ahead
+                ahead = None
+                if index + 1 < len(chunks):
+                    ahead = asyncio.ensure_future(self._fetch(client, chunks[index + 1]))
+                fetched += await self._batch(client, uidvalidity, chunk, messages, parsed, ahead)
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ImapError):
+                    await ahead
         self.syncs += 1
         return fetched
 
-    async def _batch(self, client: ImapClient, uidvalidity: int, chunk: list[int]) -> int:
+    async def _fetch(
+        self, client: ImapClient, chunk: list[int]
+    ) -> tuple[list[tuple[int, bytes]], list[ParsedEmail | EmailRejected]]:
         messages = await client.fetch(chunk)
+        parsed = self.ingestor.parse_all([raw for _, raw in messages])
+        return messages, parsed
+
+    async def _batch(
+        self,
+        client: ImapClient,
+        uidvalidity: int,
+        chunk: list[int],
+        messages: list[tuple[int, bytes]],
+        parsed: list[ParsedEmail | EmailRejected],
+        ahead: asyncio.Future[object] | None,
+    ) -> int:
         prefix = f"imap:{self.account.key}/{self.mailbox}#"
         mails = [(raw, f"{prefix}{uid}") for uid, raw in messages]
 
         async def advance(session: AsyncSession) -> None:
             await self._save_checkpoint(session, uidvalidity, max(chunk))
 
-        result = await self.ingestor.store_batch(self.sessions, mails, before_commit=advance)
+        result = await self.ingestor.store_batch(
+            self.sessions, mails, parsed=parsed, before_commit=advance
+        )
         if self.bus is not None:
             for event in result.events:
                 self.bus.publish(event)
@@ -152,6 +183,8 @@ class MailboxReader:
         }
         self._unmarked |= done
         self._unmarked_validity = uidvalidity
+        if ahead is not None:
+            await asyncio.wait([ahead])  # one IMAP command at a time: the fetch ahead first
         await client.mark_seen(done)
         self._unmarked -= done
         log.info(

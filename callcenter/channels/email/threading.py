@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from email.utils import parseaddr
 
@@ -92,37 +92,60 @@ def candidate_ids(in_reply_to: str | None, references: Sequence[str]) -> list[st
 
 async def ticket_by_ids(session: AsyncSession, ids: Sequence[str], domain: str) -> int | None:
     """The ticket of the first id that is one of our sent mails or a stored email."""
-    if not ids:
-        return None
-    by_outbox: dict[str, int] = {}
+    return first_ticket(ids, await tickets_of_ids(session, ids, domain))
+
+
+def first_ticket(ids: Sequence[str], known: Mapping[str, int]) -> int | None:
+    """The ticket of the first of ``ids`` in ``known`` (see `tickets_of_ids`)."""
     for message_id in ids:
-        row_id = outbox_id_of(message_id)
-        if row_id is None:
-            continue
-        item = await session.get(Outbox, row_id)
-        if (
-            item is not None
-            and item.channel == Channel.EMAIL.value
-            and item.ticket_id is not None
-            and outbox_message_id(item.id, item.created_at, item.recipient, domain) == message_id
-        ):
-            by_outbox[message_id] = item.ticket_id
-    stored = dict(
-        (
-            await session.execute(
-                select(Interaction.external_id, Interaction.ticket_id).where(
-                    Interaction.channel == Channel.EMAIL,
-                    Interaction.external_id.in_(list(ids)),
-                    Interaction.ticket_id.is_not(None),
-                )
-            )
-        ).all()
-    )
-    for message_id in ids:
-        ticket_id = by_outbox.get(message_id) or stored.get(message_id)
+        ticket_id = known.get(message_id)
         if ticket_id is not None:
             return ticket_id
     return None
+
+
+async def tickets_of_ids(session: AsyncSession, ids: Iterable[str], domain: str) -> dict[str, int]:
+    """The ticket of each of ``ids`` that is one of our sent mails (checked against its
+    outbox row, so a forged id leads nowhere) or a stored email, in two queries at most
+    however many ids: a whole batch of mail is threaded at once."""
+    ids = list(dict.fromkeys(ids))
+    if not ids:
+        return {}
+    ours = {message_id: outbox_id_of(message_id) for message_id in ids}
+    row_ids = {row_id for row_id in ours.values() if row_id is not None}
+    known: dict[str, int] = {}
+    if row_ids:
+        items = {
+            item.id: item
+            for item in await session.scalars(
+                select(Outbox).where(
+                    Outbox.id.in_(row_ids),
+                    Outbox.channel == Channel.EMAIL.value,
+                    Outbox.ticket_id.is_not(None),
+                )
+            )
+        }
+        for message_id, row_id in ours.items():
+            item = items.get(row_id)  # type: ignore[arg-type]
+            if (
+                item is not None
+                and item.ticket_id is not None
+                and (
+                    outbox_message_id(item.id, item.created_at, item.recipient, domain)
+                    == message_id
+                )
+            ):
+                known[message_id] = item.ticket_id
+    stored = await session.execute(
+        select(Interaction.external_id, Interaction.ticket_id).where(
+            Interaction.channel == Channel.EMAIL,
+            Interaction.external_id.in_(ids),
+            Interaction.ticket_id.is_not(None),
+        )
+    )
+    for external_id, ticket_id in stored:
+        known.setdefault(external_id, ticket_id)
+    return known
 
 
 def references_for(thread: Iterable[str], parent: str | None) -> list[str]:
