@@ -59,6 +59,7 @@ class PgNotify:
         self._batch: list[list[str]] = []
         self._connected_before = False
         self._dropped = 0
+        self._pause = 1.0
 
     def send(self, payloads: list[str]) -> None:
         """Queue one message's payloads (sent together, in one transaction)."""
@@ -71,19 +72,18 @@ class PgNotify:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Listen and send until ``stop``, reconnecting whenever the connection is lost."""
-        pause = 1.0
         while not stop.is_set():
             try:
                 await self._session(stop)
-                pause = 1.0
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:  # asyncpg also raises InternalClientError on a dead link
+                pause = self._pause
                 log.warning(
                     "event fan-out connection lost (%s); reconnecting in %.0f s", exc, pause
                 )
                 health.report_failure(HEALTH_NAME, exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), pause)
-                pause = min(pause * 2, MAX_PAUSE)
+                self._pause = min(pause * 2, MAX_PAUSE)
 
     async def _session(self, stop: asyncio.Event) -> None:
         conn: asyncpg.Connection = await asyncpg.connect(
@@ -104,6 +104,7 @@ class PgNotify:
             if self._connected_before:
                 await self._resynced()
             self._connected_before = True
+            self._pause = 1.0
             health.report_ok(HEALTH_NAME)
             log.info("event fan-out listening on %s", self._channel)
             while not stop.is_set():
