@@ -7,6 +7,7 @@ import asyncio
 import functools
 import logging
 import signal
+from zoneinfo import ZoneInfo
 
 import aiohttp
 from aiohttp import web
@@ -113,7 +114,8 @@ async def serve(settings: Settings, host: str, port: int, stop: asyncio.Event) -
             policy = Policy.from_settings(settings)
             wallboard = Wallboard(figures, hub.publish_to_role, policy=policy)
             wallboard.subscribe(bus)
-            tiles = BacklogWatch(sessions, policy.answer_promise, wallboard.set_backlog)
+            zone = ZoneInfo(settings.timezone)
+            tiles = BacklogWatch(sessions, policy.answer_promise, wallboard.set_backlog, zone=zone)
             tiles.subscribe(bus)
             app[WALLBOARD], app[CONTROL] = wallboard, AmiControl(telephony.ami)
             for service in services:

@@ -4,12 +4,14 @@ watcher re-reading them after a bus event; the thresholds as settings."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from callcenter.analytics.models import TicketDayRollup
 from callcenter.bus import Bus
 from callcenter.channels.telegram.models import CallbackRequest, CallbackStatus
 from callcenter.config import ConfigError, Settings, load_settings
@@ -19,8 +21,9 @@ from callcenter.dashboard.watch import BacklogWatch
 from callcenter.domain.events import TicketCreated
 from callcenter.models import Channel, Customer, Ticket, TicketStatus
 
-NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # 15:00 in Moscow
 PROMISE = timedelta(hours=2)
+MOSCOW = ZoneInfo("Europe/Moscow")
 
 
 def ago(**delta: float) -> datetime:
@@ -30,6 +33,10 @@ def ago(**delta: float) -> datetime:
 def ticket(customer: Customer, channel: Channel, created: datetime, **fields) -> Ticket:
     fields.setdefault("status", TicketStatus.OPEN)
     return Ticket(customer_id=customer.id, channel=channel, created_at=created, **fields)
+
+
+def rollup(day: date, metric: str, channel: str, **counts: int) -> TicketDayRollup:
+    return TicketDayRollup(day=day, metric=metric, channel=channel, agent_id=0, bucket=0, **counts)
 
 
 async def fill(sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -48,65 +55,25 @@ async def fill(sessions: async_sessionmaker[AsyncSession]) -> None:
                 ticket(kim, Channel.EMAIL, ago(hours=5), **answered),
                 ticket(kim, Channel.TELEGRAM, ago(hours=9), status=TicketStatus.PENDING),
                 ticket(kim, Channel.CALL, ago(hours=4)),
-                # Solved in the last 7 days: Ann's comes back about the same order, Bob's
-                # about something else.
+                # Solved: not waiting (the repeat contacts come from the analytics rollup).
                 ticket(
                     ann,
                     Channel.EMAIL,
                     ago(days=6),
                     status=TicketStatus.SOLVED,
                     solved_at=ago(days=5),
-                    order_numbers=["A-1001"],
                     **answered,
-                ),
-                ticket(
-                    ann,
-                    Channel.CALL,
-                    ago(days=2),
-                    status=TicketStatus.CLOSED,
-                    order_numbers=["A-1001"],
-                    intents=["delivery"],
-                    solved_at=ago(days=1),
-                    **answered,
-                ),
-                ticket(
-                    bob,
-                    Channel.TELEGRAM,
-                    ago(days=4),
-                    status=TicketStatus.SOLVED,
-                    solved_at=ago(days=3),
-                    intents=["refund"],
-                    **answered,
-                ),
-                ticket(
-                    bob,
-                    Channel.EMAIL,
-                    ago(days=1),
-                    intents=["delivery"],
-                    **answered,
-                ),
-                # Reopened three days ago: solved once, and the customer came back.
-                ticket(
-                    eve,
-                    Channel.EMAIL,
-                    ago(days=9),
-                    reopened_count=1,
-                    updated_at=ago(days=3),
-                    **answered,
-                ),
-                # Solved 9 days ago: outside the window.
-                ticket(
-                    kim,
-                    Channel.EMAIL,
-                    ago(days=10),
-                    status=TicketStatus.SOLVED,
-                    solved_at=ago(days=9),
                 ),
             ]
         )
         await db.flush()
         db.add_all(
             [
+                # Seven local days: 24 February to 2 March.
+                rollup(date(2026, 3, 2), "solved", "telegram", tickets=5, repeats=1),
+                rollup(date(2026, 2, 24), "solved", "email", tickets=3, repeats=2),
+                rollup(date(2026, 2, 23), "solved", "email", tickets=100, repeats=50),
+                rollup(date(2026, 3, 1), "created", "email", tickets=40),
                 CallbackRequest(customer_id=ann.id, phone="+79161234567", due_at=ago(minutes=40)),
                 CallbackRequest(customer_id=bob.id, phone="+79031112233", due_at=ago(minutes=2)),
                 CallbackRequest(customer_id=eve.id, phone="+79035550000", due_at=NOW + PROMISE),
@@ -125,26 +92,24 @@ async def test_the_tiles_count_what_waits_and_the_repeat_contacts(
 ) -> None:
     await fill(sessions)
     async with sessions() as db:
-        backlog = await read_backlog(db, NOW, PROMISE)
+        backlog = await read_backlog(db, NOW, PROMISE, MOSCOW)
     assert backlog == Backlog(
         telegram=Waiting(2, ago(hours=3)),
         email=Waiting(1, ago(minutes=125)),
         breaching=Waiting(2, ago(hours=3)),
         callbacks=Waiting(2, ago(minutes=40)),
-        # Solved in 7 days: Ann's 2 (the first followed by the second, same order) and Bob's
-        # (followed about another intent): 1 of 3; Eve's reopened ticket adds 1 of 1.
-        repeat=RepeatRate(repeated=2, solved=4),
+        repeat=RepeatRate(repeated=3, solved=8),
     )
-    tiles = tiles_json(backlog, Policy(repeat_contact_goal=5, repeat_contact_alarm=40), NOW)
+    tiles = tiles_json(backlog, Policy(repeat_contact_goal=5, repeat_contact_alarm=30), NOW)
     assert tiles == {
         "telegram": {"count": 2, "oldest": 3 * 3600, "alarm": False},
         "email": {"count": 1, "oldest": 125 * 60, "alarm": False},
         "breaching": {"count": 2, "oldest": 3 * 3600, "alarm": True},
         "callbacks": {"count": 2, "oldest": 40 * 60, "alarm": False},
         "repeat": {
-            "percent": 50.0,
-            "repeated": 2,
-            "solved": 4,
+            "percent": 37.5,
+            "repeated": 3,
+            "solved": 8,
             "over_goal": True,
             "alarm": True,
         },
@@ -171,15 +136,14 @@ async def test_the_watch_reads_again_after_a_bus_event(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     readings: list[Backlog] = []
-    clock = [NOW]
     watch = BacklogWatch(
         sessions,
         PROMISE,
         readings.append,
+        zone=MOSCOW,
         interval=3600,
-        settle=0.01,
-        repeat_every=timedelta(minutes=5),
-        now=lambda: clock[0],
+        min_gap=0.01,
+        now=lambda: NOW,
     )
     bus, stop = Bus(), asyncio.Event()
     watch.subscribe(bus)
@@ -195,13 +159,7 @@ async def test_the_watch_reads_again_after_a_bus_event(
             while len(readings) < 2:
                 await asyncio.sleep(0.01)
         assert readings[1].telegram == Waiting(2, ago(hours=3))
-        assert readings[1].repeat == RepeatRate(0, 0)  # kept from the first reading for 5 minutes
-        clock[0] = NOW + timedelta(minutes=5)
-        bus.publish(TicketCreated(1, 1, Channel.TELEGRAM))
-        async with asyncio.timeout(10):
-            while len(readings) < 3:
-                await asyncio.sleep(0.01)
-        assert readings[2].repeat == RepeatRate(2, 4)
+        assert readings[1].repeat == RepeatRate(3, 8)
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
