@@ -117,19 +117,21 @@ class Conversation:
         mentions: bool = True,
     ) -> IngestResult | None:
         """Ingest a private message; None when it was stored before (a repeated delivery)."""
-        inbound = await to_inbound(
-            turn.session, message, file_limit=self.config.file_limit, automatic=automatic
-        )
+        prepared = None if extra_orders or automatic else turn.take_prepared(message)
+        if prepared is not None:
+            inbound, result = prepared.message, prepared.result
+        else:
+            inbound = await to_inbound(
+                turn.session, message, file_limit=self.config.file_limit, automatic=automatic
+            )
 
-        def classifier(text: str) -> Classification:
-            found = classify(text)
-            if not extra_orders:
-                return found
-            numbers = tuple(dict.fromkeys([*extra_orders, *found.order_numbers]))
-            return Classification(found.intents, numbers)
+            def classifier(text: str) -> Classification:
+                found = classify(text)
+                if not extra_orders:
+                    return found
+                numbers = tuple(dict.fromkeys([*extra_orders, *found.order_numbers]))
+                return Classification(found.intents, numbers)
 
-        result = None if extra_orders else turn.take_prepared(inbound)
-        if result is None:
             result = await ingest(
                 turn.session, inbound, classifier=classifier, region=self.config.region
             )
@@ -183,9 +185,8 @@ class Conversation:
         known = []
         for number in numbers[:3]:
             try:
-                status = await asyncio.wait_for(
-                    self.config.provider.status(number), ORDER_LOOKUP_TIMEOUT
-                )
+                async with asyncio.timeout(ORDER_LOOKUP_TIMEOUT):
+                    status = await self.config.provider.status(number)
             except Exception:
                 log.warning("order status lookup failed for %s", number, exc_info=True)
                 continue

@@ -52,12 +52,13 @@ class Prestore:
     ) -> tuple[list[Prepared], Shared]:
         """Store the messages of plain updates (see ``is_plain``) in the caller's transaction;
         ``savepoint``: as for ``ingest_many``."""
-        inbound = []
+        sources = []
         for update in updates:
             assert update.message is not None
-            inbound.append(await to_inbound(session, update.message, file_limit=self.file_limit))
+            sources.append(update.message)
+        inbound = [await to_inbound(session, m, file_limit=self.file_limit) for m in sources]
         results = await ingest_many(session, inbound, region=self.region, savepoint=savepoint)
-        prepared = [Prepared(m, r) for m, r in zip(inbound, results, strict=True)]
+        prepared = [Prepared(s, m, r) for s, m, r in zip(sources, inbound, results, strict=True)]
         return prepared, await self._shared(session, prepared)
 
     async def _shared(self, session: AsyncSession, prepared: list[Prepared]) -> Shared:

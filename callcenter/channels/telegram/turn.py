@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from aiogram.types import Message
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,8 +20,10 @@ AfterCommit = Callable[[], Awaitable[object]]
 
 @dataclass(frozen=True)
 class Prepared:
-    """A message stored ahead of its handler, with a run of others (see ``prestore``)."""
+    """A message stored ahead of its handler, with a run of others (see ``prestore``), as
+    ``to_inbound`` makes it of ``source`` (not automatic)."""
 
+    source: Message
     message: InboundMessage
     result: IngestResult
 
@@ -53,12 +56,12 @@ class Turn:
     took_prepared: bool = False
     shared: Shared | None = None
 
-    def take_prepared(self, message: InboundMessage) -> IngestResult | None:
-        """The result of storing ``message`` if it was stored ahead for this turn."""
-        if self.prepared is None or self.prepared.message != message:
+    def take_prepared(self, message: Message) -> Prepared | None:
+        """``message`` as stored ahead for this turn, if it was."""
+        if self.prepared is None or self.prepared.source is not message:
             return None
         self.took_prepared = True
-        return self.prepared.result
+        return self.prepared
 
     async def queued(self, dedupe_key: str) -> bool:
         """Whether a message with this dedupe key is already in the outbox."""
