@@ -185,17 +185,21 @@ class CallbackDialler:
         if outcome is DialOutcome.AGENT_MISSED:
             rest = self.policy.agent_retry_after.total_seconds()
             self._resting[job.agent.interface] = time.monotonic() + rest
-        async with unit_of_work(self.sessions) as session:
-            row = await finish_attempt(
-                session,
-                job.callback_id,
-                outcome,
-                reason=reason,
-                now=self.now(),
-                policy=self.policy,
-                call=call,
-            )
-            log.info("callback %s: %s (%s) -> %s", job.callback_id, outcome, reason, row.status)
+        try:
+            async with unit_of_work(self.sessions) as session:
+                row = await finish_attempt(
+                    session,
+                    job.callback_id,
+                    outcome,
+                    reason=reason,
+                    now=self.now(),
+                    policy=self.policy,
+                    call=call,
+                )
+        except Exception:  # the lease lapses and the callback is taken up again
+            log.exception("callback %s: could not record %s", job.callback_id, outcome)
+            return
+        log.info("callback %s: %s (%s) -> %s", job.callback_id, outcome, reason, row.status)
 
     async def _dial(self, job: _Job) -> tuple[DialOutcome, str, PlacedCall | None]:
         request = ClickToCallRequested(job.agent.interface, job.phone)
