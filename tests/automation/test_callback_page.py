@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
+from aiohttp.test_utils import TestServer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.automation.callbacks import (
@@ -15,9 +16,16 @@ from callcenter.automation.callbacks import (
     finish_attempt,
     request_callback,
 )
+from callcenter.channels.telephony.state import LiveState
+from callcenter.config import Settings
+from callcenter.dashboard.wallboard import Wallboard
 from callcenter.db import unit_of_work
 from callcenter.domain.customers import create_customer
-from tests.web.conftest import server, signed_in, staff, visitor  # noqa: F401  (fixtures)
+from callcenter.health import HealthRegistry
+from callcenter.web.app import create_app
+from callcenter.web.keys import WALLBOARD
+from callcenter.web.streams import Hub
+from tests.web.conftest import SESSION_KEY, server, signed_in, staff, visitor  # noqa: F401
 from tests.web.helpers import HTML, Visitor
 
 SignIn = Callable[[str], Awaitable[Visitor]]
@@ -63,3 +71,25 @@ async def test_agents_and_supervisors_see_callbacks_with_their_dialling_state(
         assert "no_answer: customer: no answer" in page
         assert 'data-status="requested"' in page and "ждёт" in page
         assert HOSTILE not in page and "&lt;img src=x" in page
+
+
+async def test_the_supervisor_pages_callback_tile_leads_to_the_list(
+    database_url: str,
+    staff,  # noqa: F811
+    tmp_path,
+) -> None:
+    settings = Settings(database_url=database_url, session_key=SESSION_KEY, data_dir=tmp_path)
+    hub = Hub()
+    app = create_app(settings, health=HealthRegistry(), hub=hub)
+    app[WALLBOARD] = Wallboard(LiveState(), hub.publish_to_role)  # telephony on
+    test_server = TestServer(app, host="127.0.0.1")
+    await test_server.start_server()
+    supervisor = Visitor(test_server.make_url("/"))
+    try:
+        assert (await supervisor.login("sveta")).status == 303
+        page = await (await supervisor.get("/supervisor", headers=HTML)).text()
+    finally:
+        await supervisor.close()
+        await test_server.close()
+    tile = page[page.index('data-tile="callbacks"') :]
+    assert tile[: tile.index("</div>")].count('href="/callbacks"') == 1
