@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.channels.telephony.events import AgentState
-from callcenter.dashboard.control import AmiControl, SpyMode, spy_action
+from callcenter.dashboard.control import AmiControl, ControlError, SpyMode, spy_action
 from callcenter.models import AuditLog, User
 from tests.dashboard.test_control import FakeAmi
 from tests.web.conftest import staff as staff  # the fixture
@@ -65,8 +65,12 @@ async def test_the_route_checks_role_phone_and_call_and_audits(
 ) -> None:
     spied: list[tuple[str, str, str]] = []
 
+    refusals = [ControlError("Originate failed")]
+
     async def spy(supervisor: str, agent: str, mode: SpyMode) -> None:
         spy_action(supervisor, agent, mode)
+        if refusals:
+            raise refusals.pop()
         spied.append((supervisor, agent, mode.value))
 
     live.control.spy = spy  # type: ignore[attr-defined]
@@ -95,6 +99,9 @@ async def test_the_route_checks_role_phone_and_call_and_audits(
         paused = await sveta.post_form("/supervisor/spy/whisper", {"interface": "PJSIP/1002"})
         assert paused.status == 409
         assert (await paused.json())["error"] == "Оператор сейчас не разговаривает."
+        refused = await sveta.post_form("/supervisor/spy/listen", form)
+        assert refused.status == 502  # Asterisk refused: and no audit entry is kept
+        assert (await refused.json())["error"] == "Asterisk отказал: Originate failed"
         done = await sveta.post_form("/supervisor/spy/barge", form)
         assert (done.status, await done.json()) == (200, {"ok": True})
         assert spied == [("PJSIP/1003", "PJSIP/1001", "barge")]

@@ -124,19 +124,21 @@ async def spy_on_agent(request: web.Request) -> web.Response:
     if not wallboard.on_call(interface):
         return web.json_response({"error": t("wallboard.spy_not_on_call")}, status=409)
     try:
-        await control.spy(user.sip_endpoint, interface, mode)
+        # The audit entry is written before Asterisk is asked, and kept only if it agreed.
+        async with request.app[SESSIONS]() as db, db.begin():
+            record(
+                db,
+                f"agent.{mode.value}",
+                actor=user,
+                target_type="agent",
+                target_id=interface,
+                details={"from": user.sip_endpoint},
+            )
+            await db.flush()
+            await control.spy(user.sip_endpoint, interface, mode)
     except ValueError as exc:
         return web.json_response({"error": t("wallboard.bad_input", detail=str(exc))}, status=400)
     except ControlError as exc:
         return web.json_response({"error": t("wallboard.refused", detail=str(exc))}, status=502)
-    async with request.app[SESSIONS]() as db, db.begin():
-        record(
-            db,
-            f"agent.{mode.value}",
-            actor=user,
-            target_type="agent",
-            target_id=interface,
-            details={"from": user.sip_endpoint},
-        )
     log.info("%s: %s on %s from %s", user.username, mode.value, interface, user.sip_endpoint)
     return web.json_response({"ok": True})
