@@ -92,6 +92,7 @@ async def run_worker(url: str, batch: list[tuple[int, str]]) -> tuple[int, float
     parent, child = multiprocessing.get_context("spawn").Pipe()
     server = multiprocessing.get_context("spawn").Process(target=serve, args=(child, batch))
     server.start()
+    child.close()  # so that a server dying before it answers is an EOFError, not a hang
     try:
         base_url, token = await asyncio.get_running_loop().run_in_executor(None, parent.recv)
         engine = create_engine(url, pool_size=5)

@@ -453,12 +453,13 @@ class _Batch:
         owners: dict[tuple[IdentityKind, str], int] = {}
         for kind, kind_values in wanted.items():
             rows = await session.execute(
-                select(Identity.value, Identity.customer_id).where(
-                    Identity.kind == kind, Identity.value.in_(kind_values)
-                )
+                select(Identity.value, Customer)
+                .join(Customer, Customer.id == Identity.customer_id)
+                .where(Identity.kind == kind, Identity.value.in_(kind_values))
             )
-            owners.update(((kind, value), owner) for value, owner in rows)
-        await self._load(Customer, set(owners.values()))
+            for value, owner in rows:
+                owners[(kind, value)] = owner.id
+                self.loaded.append(owner)
 
         by_identity: dict[tuple[IdentityKind, str], Customer] = {}
         customers: dict[int, Customer] = {}
