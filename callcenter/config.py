@@ -120,7 +120,10 @@ class Settings:
     bitrix24_portal: str = ""
     """https://example.bitrix24.ru; the inbound webhook's code is bitrix24_webhook_code (secret)."""
     bitrix24_user_id: int = 1
-    """The Bitrix24 user the inbound webhook belongs to; calls are registered to this user."""
+    """The Bitrix24 user the inbound webhook belongs to; calls nobody else took are his."""
+    bitrix24_users: str = ""
+    """``login=bitrix_user_id, ...``: the Bitrix24 user of each agent whose login is not the
+    email of a Bitrix24 user (those are found by user.get)."""
     zoho_accounts_url: str = "https://accounts.zoho.com"
     zoho_api_url: str = "https://www.zohoapis.com"
     zoho_client_id: str = ""

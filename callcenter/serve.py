@@ -26,10 +26,12 @@ from callcenter.channels.telephony.service import TelephonyService, queue_settin
 from callcenter.channels.telephony.stasis import run_ari_app
 from callcenter.classify.live import LiveDictionary
 from callcenter.config import Settings
+from callcenter.crm.catchup import CatchUp
 from callcenter.crm.feed import Feed
 from callcenter.crm.sender import CrmSender
 from callcenter.crm.setup import connector as crm_connector
 from callcenter.crm.setup import lookup as crm_lookup
+from callcenter.crm.setup import recording_links
 from callcenter.crm.webhooks import SignedWebhookSender
 from callcenter.dashboard.board import Policy
 from callcenter.dashboard.control import AmiControl
@@ -80,7 +82,8 @@ async def serve(settings: Settings, host: str, port: int, stop: asyncio.Event) -
             region=settings.default_region,
             crm=crm_lookup(settings, crm) if crm is not None else None,
         ).subscribe(bus)
-        Feed(sessions, crm=crm is not None, public_url=settings.public_url).subscribe(bus)
+        feed = Feed(sessions, crm=crm is not None, links=recording_links(settings))
+        feed.subscribe(bus)
         senders: list[Sender] = [WebhookSender(http), SignedWebhookSender(http, sessions)]
         if crm is not None:
             senders.append(CrmSender(crm, sessions))
@@ -91,6 +94,7 @@ async def serve(settings: Settings, host: str, port: int, stop: asyncio.Event) -
             Component("classifier", LiveDictionary(sessions).run),
             database_probe(engine),
             Component("analytics", Refresher(sessions, settings.timezone).run),
+            Component("crm-feed", CatchUp(sessions, feed).run),
         ]
         if engine.dialect.name == "postgresql":  # several web processes may share it
             fanout = Fanout(hub, functools.partial(close_inactive, hub, sessions))

@@ -56,6 +56,8 @@ class CallPush:
     answered: bool
     recording_url: str = ""
     contact_name: str = ""
+    agent: str = ""
+    """Our login of the agent who took the call; empty if nobody did."""
 
 
 @dataclass(frozen=True)

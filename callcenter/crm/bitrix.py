@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -32,11 +33,39 @@ class BitrixError(Exception):
 class Bitrix24:
     name = "bitrix24"
 
-    def __init__(self, http: aiohttp.ClientSession, portal: str, user_id: int, code: str) -> None:
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        portal: str,
+        user_id: int,
+        code: str,
+        *,
+        users: Mapping[str, int] | None = None,
+    ) -> None:
         self.http = http
         self.base = f"{portal.rstrip('/')}/rest/{user_id}/{code}/"
         self.user_id = user_id
+        self.users = dict(users or {})
+        """Our agents' logins → their Bitrix24 user ids, as the admin set them."""
         self._stages: dict[str, tuple[float, dict[str, str]]] = {}
+        self._by_email: dict[str, tuple[float, int | None]] = {}
+
+    async def agent_user(self, agent: str) -> int:
+        """The Bitrix24 user of one of our agents: as set in ``bitrix24_users``, else the
+        portal's active user whose email is the agent's login, else the webhook's user."""
+        if not agent:
+            return self.user_id
+        if agent in self.users:
+            return self.users[agent]
+        if "@" not in agent:
+            return self.user_id
+        cached = self._by_email.get(agent.lower())
+        if cached is None or time.monotonic() - cached[0] > STAGE_NAMES_SECONDS:
+            found = await self.call("user.get", {"FILTER": {"EMAIL": agent, "ACTIVE": True}})
+            user = int(found[0]["ID"]) if isinstance(found, list) and found else None
+            cached = (time.monotonic(), user)
+            self._by_email[agent.lower()] = cached
+        return cached[1] if cached[1] is not None else self.user_id
 
     async def call(
         self, method: str, params: dict[str, Any], timeout: aiohttp.ClientTimeout = TIMEOUT
@@ -177,13 +206,18 @@ class Bitrix24:
         return Ref("comment", str(result))
 
     async def push_call(self, call: CallPush, steps: Steps) -> Ref:
-        """Register, finish, attach the recording; a retry resumes after the last step done."""
+        """Register to the agent who took the call, finish, attach the recording; a retry
+        resumes after the last step done."""
+        user = steps.get("user")
+        if user is None:
+            user = str(await self.agent_user(call.agent))
+            await steps.save("user", user)
         call_id = steps.get("register")
         if call_id is None:
             registered = await self.call(
                 "telephony.externalcall.register",
                 {
-                    "USER_ID": self.user_id,
+                    "USER_ID": int(user),
                     "PHONE_NUMBER": call.phone,
                     "TYPE": INCOMING,
                     "CALL_START_DATE": call.started_at,
@@ -196,7 +230,7 @@ class Bitrix24:
         if steps.get("finish") is None:
             finish = {
                 "CALL_ID": call_id,
-                "USER_ID": self.user_id,
+                "USER_ID": int(user),
                 "DURATION": call.duration_seconds,
                 "STATUS_CODE": ANSWERED if call.answered else MISSED,
                 "ADD_TO_CHAT": 0,

@@ -1,18 +1,21 @@
-"""Domain events → what leaves for the outside: signed webhooks to every subscription, and
+"""Domain changes → what leaves for the outside: signed webhooks to every subscription, and
 pushes to the CRM when one is configured. Both are outbox rows written in one transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.automation.events import TicketSolved
 from callcenter.bus import Bus
 from callcenter.channels.telephony.events import CallRecorded
+from callcenter.crm.links import RecordingLinks
 from callcenter.crm.sender import enqueue_push
 from callcenter.crm.webhooks import enqueue_event
 from callcenter.domain.events import AgentReplied, MessageReceived, TicketCreated
@@ -20,6 +23,7 @@ from callcenter.models import (
     Call,
     CallOutcome,
     Customer,
+    Direction,
     Identity,
     IdentityKind,
     Interaction,
@@ -27,6 +31,8 @@ from callcenter.models import (
     User,
     utcnow,
 )
+
+log = logging.getLogger(__name__)
 
 
 async def customer_data(session: AsyncSession, customer_id: int) -> dict[str, Any]:
@@ -65,17 +71,21 @@ async def first_interaction(session: AsyncSession, ticket_id: int) -> Interactio
 
 
 class Feed:
+    """What leaves for each domain change, queued at most once per change (see ``once``): by
+    the bus handlers right after the commit, and by ``catchup.CatchUp`` for whatever a crash
+    kept them from queueing."""
+
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
         *,
         crm: bool,
-        public_url: str = "",
+        links: RecordingLinks | None = None,
         now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.sessions = sessions
         self.crm = crm
-        self.public_url = public_url.rstrip("/")
+        self.links = links
         self.now = now
 
     def subscribe(self, bus: Bus) -> Callable[[], None]:
@@ -93,6 +103,28 @@ class Feed:
 
         return unsubscribe
 
+    async def _queue(self, step: Callable[[AsyncSession], Awaitable[None]]) -> None:
+        try:
+            async with self.sessions() as session, session.begin():
+                await step(session)
+        except IntegrityError:
+            log.info("the catch-up scan queued the same change first")
+
+    async def on_ticket_created(self, event: TicketCreated) -> None:
+        await self._queue(lambda s: self.ticket_created(s, event.ticket_id))
+
+    async def on_message(self, event: MessageReceived) -> None:
+        await self._queue(lambda s: self.message(s, event.interaction_id))
+
+    async def on_agent_replied(self, event: AgentReplied) -> None:
+        await self._queue(lambda s: self.reply(s, event.interaction_id))
+
+    async def on_call(self, event: CallRecorded) -> None:
+        await self._queue(lambda s: self.call(s, event.interaction_id))
+
+    async def on_ticket_solved(self, event: TicketSolved) -> None:
+        await self._queue(lambda s: self.ticket_solved(s, event.ticket_id))
+
     def _crm_ticket(self, ticket: Ticket, customer: dict[str, Any], text: str) -> dict[str, Any]:
         return {
             "ticket_id": ticket.id,
@@ -102,135 +134,157 @@ class Feed:
             "contact": {k: customer[k] for k in ("name", "phones", "emails")},
         }
 
-    async def on_ticket_created(self, event: TicketCreated) -> None:
-        async with self.sessions() as session, session.begin():
-            ticket = await session.get(Ticket, event.ticket_id)
-            if ticket is None:
-                return
-            customer = await customer_data(session, event.customer_id)
-            first = await first_interaction(session, ticket.id)
-            data = {"ticket": ticket_data(ticket), "customer": customer}
-            await enqueue_event(session, "ticket.created", data, self.now(), ticket_id=ticket.id)
-            if self.crm:
-                crm_ticket = self._crm_ticket(ticket, customer, first.text if first else "")
-                enqueue_push(session, event.customer_id, "ticket", ticket=crm_ticket)
-
-    async def on_message(self, event: MessageReceived) -> None:
-        async with self.sessions() as session, session.begin():
-            message = await session.get(Interaction, event.interaction_id)
-            if message is None:
-                return
-            customer = await customer_data(session, event.customer_id)
-            data = {
-                "message": {
-                    "id": message.id,
-                    "ticket_id": message.ticket_id,
-                    "channel": message.channel.value,
-                    "text": message.text,
-                    "occurred_at": message.occurred_at.isoformat(),
-                    "intents": list(message.intents or []),
-                    "order_numbers": list(message.order_numbers or []),
-                    "automatic": event.automatic,
-                },
-                "customer": customer,
-            }
-            await enqueue_event(
-                session, "message.received", data, self.now(), ticket_id=message.ticket_id
-            )
-            if not self.crm or event.automatic or message.ticket_id is None:
-                return
-            first = await first_interaction(session, message.ticket_id)
-            if first is None or first.id == message.id:
-                return  # the ticket's lead already carries its first message
-            ticket = await session.get(Ticket, message.ticket_id)
-            if ticket is None:
-                return
-            enqueue_push(
-                session,
-                event.customer_id,
-                "message",
-                ticket=self._crm_ticket(ticket, customer, first.text),
-                message={
-                    "interaction_id": message.id,
-                    "ticket_id": ticket.id,
-                    "channel": message.channel.value,
-                    "text": message.text,
-                },
-            )
-
-    async def on_agent_replied(self, event: AgentReplied) -> None:
-        """An agent's reply goes to the CRM next to the customer's messages (not a webhook)."""
-        if not self.crm:
+    async def ticket_created(self, session: AsyncSession, ticket_id: int) -> None:
+        ticket = await session.get(Ticket, ticket_id)
+        if ticket is None:
             return
-        async with self.sessions() as session, session.begin():
-            reply = await session.get(Interaction, event.interaction_id)
-            ticket = await session.get(Ticket, event.ticket_id)
-            if reply is None or ticket is None:
-                return
-            customer = await customer_data(session, ticket.customer_id)
-            first = await first_interaction(session, ticket.id)
-            enqueue_push(
-                session,
-                ticket.customer_id,
-                "message",
-                ticket=self._crm_ticket(ticket, customer, first.text if first else ""),
-                message={
-                    "interaction_id": reply.id,
-                    "ticket_id": ticket.id,
-                    "channel": reply.channel.value,
-                    "text": reply.text,
-                    "outbound": True,
-                },
+        customer = await customer_data(session, ticket.customer_id)
+        first = await first_interaction(session, ticket.id)
+        data = {"ticket": ticket_data(ticket), "customer": customer}
+        await enqueue_event(
+            session, "ticket.created", str(ticket.id), data, self.now(), ticket_id=ticket.id
+        )
+        if self.crm:
+            crm_ticket = self._crm_ticket(ticket, customer, first.text if first else "")
+            await enqueue_push(
+                session, ticket.customer_id, "ticket", f"ticket:{ticket.id}", ticket=crm_ticket
             )
 
-    async def on_call(self, event: CallRecorded) -> None:
-        async with self.sessions() as session, session.begin():
-            call = await session.get(Call, event.interaction_id)
-            if call is None:
-                return
-            agent = await session.get(User, call.agent_id) if call.agent_id else None
-            recording = (
-                f"{self.public_url}/calls/{call.interaction_id}/recording"
-                if call.recording_path and self.public_url
-                else ""
-            )
-            data = {
-                "call": {
-                    "interaction_id": call.interaction_id,
-                    "linkedid": call.linkedid,
-                    "queue": call.queue,
-                    "caller_number": call.caller_number,
-                    "outcome": call.outcome.value,
-                    "wait_seconds": call.wait_seconds,
-                    "talk_seconds": call.talk_seconds,
-                    "started_at": call.started_at.isoformat(),
-                    "answered_at": call.answered_at.isoformat() if call.answered_at else None,
-                    "ended_at": call.ended_at.isoformat() if call.ended_at else None,
-                    "agent": agent.username if agent else None,
-                    "recording_url": recording or None,
-                },
-                "customer": await customer_data(session, event.customer_id),
-            }
-            await enqueue_event(session, "call.ended", data, self.now())
-            if self.crm and call.caller_number:
-                push = {
-                    "interaction_id": call.interaction_id,
-                    "phone": call.caller_number,
-                    "started_at": call.started_at.isoformat(timespec="seconds"),
-                    "duration_seconds": call.talk_seconds,
-                    "answered": call.outcome is CallOutcome.ANSWERED,
-                    "recording_url": recording,
-                    "contact_name": data["customer"]["name"],
-                }
-                enqueue_push(session, event.customer_id, "call", call=push)
+    async def message(self, session: AsyncSession, interaction_id: int) -> None:
+        """A customer's message: a webhook, and a comment on the ticket's CRM lead."""
+        message = await session.get(Interaction, interaction_id)
+        if message is not None and message.direction is Direction.INBOUND:
+            await self._received(session, message)
 
-    async def on_ticket_solved(self, event: TicketSolved) -> None:
-        async with self.sessions() as session, session.begin():
-            ticket = await session.get(Ticket, event.ticket_id)
-            if ticket is None:
-                return
-            data = {
-                "ticket": ticket_data(ticket),
-                "customer": await customer_data(session, event.customer_id),
+    async def _received(self, session: AsyncSession, message: Interaction) -> None:
+        customer = await customer_data(session, message.customer_id)
+        automatic = message.ticket_id is None  # only automatic mail is filed without a ticket
+        data = {
+            "message": {
+                "id": message.id,
+                "ticket_id": message.ticket_id,
+                "channel": message.channel.value,
+                "text": message.text,
+                "occurred_at": message.occurred_at.isoformat(),
+                "intents": list(message.intents or []),
+                "order_numbers": list(message.order_numbers or []),
+                "automatic": automatic,
+            },
+            "customer": customer,
+        }
+        await enqueue_event(
+            session,
+            "message.received",
+            str(message.id),
+            data,
+            self.now(),
+            ticket_id=message.ticket_id,
+            customer_id=message.customer_id,
+        )
+        if not self.crm or message.ticket_id is None:
+            return
+        first = await first_interaction(session, message.ticket_id)
+        if first is None or first.id == message.id:
+            return  # the ticket's lead already carries its first message
+        ticket = await session.get(Ticket, message.ticket_id)
+        if ticket is None:
+            return
+        await enqueue_push(
+            session,
+            message.customer_id,
+            "message",
+            f"message:{message.id}",
+            ticket=self._crm_ticket(ticket, customer, first.text),
+            message={
+                "interaction_id": message.id,
+                "ticket_id": ticket.id,
+                "channel": message.channel.value,
+                "text": message.text,
+            },
+        )
+
+    async def reply(self, session: AsyncSession, interaction_id: int) -> None:
+        """An agent's reply goes to the CRM next to the customer's messages (not a webhook)."""
+        reply = await session.get(Interaction, interaction_id)
+        if not self.crm or reply is None or reply.ticket_id is None:
+            return
+        ticket = await session.get(Ticket, reply.ticket_id)
+        if ticket is None:
+            return
+        customer = await customer_data(session, ticket.customer_id)
+        first = await first_interaction(session, ticket.id)
+        await enqueue_push(
+            session,
+            ticket.customer_id,
+            "message",
+            f"message:{reply.id}",
+            ticket=self._crm_ticket(ticket, customer, first.text if first else ""),
+            message={
+                "interaction_id": reply.id,
+                "ticket_id": ticket.id,
+                "channel": reply.channel.value,
+                "text": reply.text,
+                "outbound": True,
+            },
+        )
+
+    async def call(self, session: AsyncSession, interaction_id: int) -> None:
+        call = await session.get(Call, interaction_id)
+        interaction = await session.get(Interaction, interaction_id)
+        if call is None or interaction is None:
+            return
+        agent = await session.get(User, call.agent_id) if call.agent_id else None
+        recording = (
+            self.links.url(call.interaction_id) if call.recording_path and self.links else ""
+        )
+        data = {
+            "call": {
+                "interaction_id": call.interaction_id,
+                "linkedid": call.linkedid,
+                "queue": call.queue,
+                "caller_number": call.caller_number,
+                "outcome": call.outcome.value,
+                "wait_seconds": call.wait_seconds,
+                "talk_seconds": call.talk_seconds,
+                "started_at": call.started_at.isoformat(),
+                "answered_at": call.answered_at.isoformat() if call.answered_at else None,
+                "ended_at": call.ended_at.isoformat() if call.ended_at else None,
+                "agent": agent.username if agent else None,
+                "recording_url": recording or None,
+            },
+            "customer": await customer_data(session, interaction.customer_id),
+        }
+        await enqueue_event(
+            session,
+            "call.ended",
+            str(call.interaction_id),
+            data,
+            self.now(),
+            ticket_id=interaction.ticket_id,
+            customer_id=interaction.customer_id,
+        )
+        if self.crm and call.caller_number:
+            push = {
+                "interaction_id": call.interaction_id,
+                "phone": call.caller_number,
+                "started_at": call.started_at.isoformat(timespec="seconds"),
+                "duration_seconds": call.talk_seconds,
+                "answered": call.outcome is CallOutcome.ANSWERED,
+                "recording_url": recording,
+                "contact_name": data["customer"]["name"],
+                "agent": agent.username if agent else "",
             }
-            await enqueue_event(session, "ticket.solved", data, self.now(), ticket_id=ticket.id)
+            await enqueue_push(
+                session, interaction.customer_id, "call", f"call:{call.interaction_id}", call=push
+            )
+
+    async def ticket_solved(self, session: AsyncSession, ticket_id: int) -> None:
+        ticket = await session.get(Ticket, ticket_id)
+        if ticket is None or ticket.solved_at is None:
+            return
+        data = {
+            "ticket": ticket_data(ticket),
+            "customer": await customer_data(session, ticket.customer_id),
+        }
+        solve = f"{ticket.id}:{ticket.solved_at.isoformat()}"  # each solve after a reopening
+        await enqueue_event(session, "ticket.solved", solve, data, self.now(), ticket_id=ticket.id)

@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from callcenter.models import Base, BigID, JSONType, utcnow
+from callcenter.models import Base, BigID, JSONType, Ticket, utcnow
 
 
 class CrmRecord(Base):
@@ -25,6 +25,19 @@ class CrmRecord(Base):
     remote_type: Mapped[str] = mapped_column(String(32))
     remote_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FeedCheckpoint(Base):
+    """How far the catch-up scan of one source (tickets, messages, calls, solved) has read."""
+
+    __tablename__ = "crm_feed_checkpoints"
+
+    source: Mapped[str] = mapped_column(String(16), primary_key=True)
+    last_id: Mapped[int] = mapped_column(BigID, default=0)
+    last_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+Index("ix_tickets_solved_at", Ticket.solved_at)  # the catch-up scan reads solves by time
 
 
 class WebhookSubscription(Base):

@@ -14,18 +14,22 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.crm.base import CallPush, Connector, Contact, MessagePush, Ref, TicketPush
 from callcenter.crm.models import CrmRecord
+from callcenter.crm.once import enqueue_once
 from callcenter.health import HealthRegistry, registry
 from callcenter.models import Outbox
-from callcenter.outbox import PermanentFailure, enqueue
+from callcenter.outbox import PermanentFailure
 
 CHANNEL = "crm"
 
 
-def enqueue_push(session: AsyncSession, customer_id: int, kind: str, **parts: Any) -> Outbox:
-    """A push; the recipient ``customer:<id>`` orders a customer's pushes and lets erasure
-    find them."""
-    return enqueue(
+async def enqueue_push(
+    session: AsyncSession, customer_id: int, kind: str, key: str, **parts: Any
+) -> bool:
+    """A push, once per ``key``; the recipient ``customer:<id>`` orders a customer's pushes and
+    lets erasure find them."""
+    return await enqueue_once(
         session,
+        f"crm:{key}",
         channel=CHANNEL,
         recipient=f"customer:{customer_id}",
         payload={"kind": kind, **parts},

@@ -7,10 +7,22 @@ import aiohttp
 from callcenter.config import ConfigError, Settings
 from callcenter.crm.base import Connector
 from callcenter.crm.bitrix import Bitrix24
+from callcenter.crm.links import RecordingLinks
 from callcenter.crm.lookup import CrmLookup
 from callcenter.crm.zoho import ZohoCrm
 
 PROVIDERS = ("bitrix24", "zoho")
+
+
+def bitrix_users(text: str) -> dict[str, int]:
+    """``login=id, login=id`` → {login: id}."""
+    users = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        login, _, user_id = item.partition("=")
+        if not (login.strip() and user_id.strip().isdigit()):
+            raise ConfigError(f"bitrix24_users: {item!r} is not login=bitrix_user_id")
+        users[login.strip()] = int(user_id)
+    return users
 
 
 def connector(settings: Settings, http: aiohttp.ClientSession) -> Connector | None:
@@ -28,6 +40,7 @@ def connector(settings: Settings, http: aiohttp.ClientSession) -> Connector | No
             settings.bitrix24_portal,
             settings.bitrix24_user_id,
             settings.bitrix24_webhook_code,
+            users=bitrix_users(settings.bitrix24_users),
         )
     if provider == "zoho":
         if not (
@@ -52,3 +65,10 @@ def lookup(settings: Settings, crm: Connector) -> CrmLookup:
     return CrmLookup(
         crm, timeout=settings.crm_lookup_timeout_ms / 1000, ttl=settings.crm_cache_seconds
     )
+
+
+def recording_links(settings: Settings) -> RecordingLinks | None:
+    """Signed recording links, when there is an address to put in them and a key to sign with."""
+    if not (settings.public_url and settings.session_key):
+        return None
+    return RecordingLinks(settings.public_url, settings.session_key)

@@ -4,8 +4,8 @@ by the outbox; every attempt is written to the delivery log."""
 
 from __future__ import annotations
 
+import hashlib
 import time
-import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,10 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.automation.webhook import HttpRefused, HttpRetry, json_bytes, post
 from callcenter.crm.models import WebhookDelivery, WebhookSubscription
+from callcenter.crm.once import enqueue_once
 from callcenter.crm.signing import signed_headers
 from callcenter.health import HealthRegistry, registry
 from callcenter.models import Outbox, utcnow
-from callcenter.outbox import PermanentFailure, enqueue
+from callcenter.outbox import PermanentFailure
 
 EVENTS = ("ticket.created", "message.received", "call.ended", "ticket.solved")
 CHANNEL = "signed_webhook"
@@ -32,12 +33,16 @@ PRUNE_SECONDS = 3600.0
 async def enqueue_event(
     session: AsyncSession,
     event_type: str,
+    key: str,
     data: dict[str, Any],
     at: datetime,
     *,
     ticket_id: int | None = None,
+    customer_id: int | None = None,
 ) -> int:
-    """Queue the event for every active subscription to it; how many were queued."""
+    """Queue the event for every active subscription to it, once per (subscription, event
+    type, ``key``); how many were queued. The event id is derived from the same key, so a
+    receiver can tell a repeat too."""
     subscriptions = await session.scalars(
         select(WebhookSubscription).where(WebhookSubscription.active.is_(True))
     )
@@ -45,20 +50,24 @@ async def enqueue_event(
     for subscription in subscriptions:
         if event_type not in (subscription.events or []):
             continue
+        dedupe = f"webhook:{subscription.id}:{event_type}:{key}"
         event = {
-            "id": f"evt_{uuid.uuid4().hex}",
+            "id": f"evt_{hashlib.sha256(dedupe.encode()).hexdigest()[:32]}",
             "type": event_type,
             "created_at": at.isoformat(),
             "data": data,
         }
-        enqueue(
+        recipient = f"subscription:{subscription.id}"
+        if customer_id is not None and ticket_id is None:
+            recipient += f":customer:{customer_id}"  # so that erasing the customer finds it
+        queued += await enqueue_once(
             session,
+            dedupe,
             channel=CHANNEL,
-            recipient=f"subscription:{subscription.id}",
+            recipient=recipient,
             payload={"subscription_id": subscription.id, "event": event},
             ticket_id=ticket_id,  # so that erasing the customer clears the row
         )
-        queued += 1
     return queued
 
 

@@ -82,6 +82,9 @@ def _outbox_rows(found: Footprint) -> Any:
         Outbox.ticket_id.in_(found.ticket_ids),
         Outbox.recipient.in_(sorted(found.addresses)),
         Outbox.recipient.in_([f"customer:{i}" for i in found.ids]),  # CRM pushes
+        *(  # webhook events without a ticket (calls, automatic mail)
+            Outbox.recipient.like(f"subscription:%:customer:{i}") for i in found.ids
+        ),
     )
 
 

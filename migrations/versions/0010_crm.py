@@ -39,6 +39,14 @@ def upgrade() -> None:
         ),
     )
     op.create_table(
+        "crm_feed_checkpoints",
+        sa.Column("source", sa.String(length=16), nullable=False),
+        sa.Column("last_id", ID, nullable=False),
+        sa.Column("last_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("source", name=op.f("pk_crm_feed_checkpoints")),
+    )
+    op.create_index(op.f("ix_tickets_solved_at"), "tickets", ["solved_at"], unique=False)
+    op.create_table(
         "webhook_subscriptions",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("url", sa.String(length=2000), nullable=False),
@@ -87,4 +95,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("webhook_deliveries")
     op.drop_table("webhook_subscriptions")
+    op.drop_table("crm_feed_checkpoints")
+    op.drop_index(op.f("ix_tickets_solved_at"), table_name="tickets")
     op.drop_table("crm_records")

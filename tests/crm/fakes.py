@@ -132,7 +132,10 @@ class FakeBitrix24:
                 for k, v in names.items()
             ]
         if method == "user.get":
-            return [self.users[int(p["ID"])]]
+            if "ID" in p:
+                return [self.users[int(p["ID"])]]
+            wanted = p["FILTER"]["EMAIL"].lower()
+            return [u for u in self.users.values() if u.get("EMAIL", "").lower() == wanted]
         if method == "crm.deal.list":
             contact = str(p["filter"]["CONTACT_ID"])
             rows = [

@@ -181,6 +181,58 @@ async def test_a_missed_call_is_finished_as_missed_without_a_recording(
     assert "record" not in bitrix_fake.external_calls[ref.id]
 
 
+async def test_a_call_is_registered_to_the_agent_who_took_it(
+    bitrix_server: tuple[FakeBitrix24, str], http: aiohttp.ClientSession
+) -> None:
+    fake, url = bitrix_server
+    fake.users[15] = {"ID": "15", "NAME": "Анна", "EMAIL": "Anna@Shop.ru", "ACTIVE": True}
+    bitrix = Bitrix24(http, url, FakeBitrix24.USER, FakeBitrix24.CODE, users={"petrov": 22})
+
+    def call(interaction_id: int, agent: str) -> CallPush:
+        return CallPush(
+            interaction_id, "+79161234567", "2026-11-28T10:20:00+00:00", 60, True, agent=agent
+        )
+
+    users = {}
+    for interaction_id, agent in (
+        (41, "anna@shop.ru"),
+        (42, "petrov"),
+        (43, "nobody@shop.ru"),
+        (44, "sidorov"),
+        (45, ""),
+        (46, "anna@shop.ru"),
+    ):
+        steps = MemorySteps()
+        ref = await bitrix.push_call(call(interaction_id, agent), steps)
+        registered = fake.external_calls[ref.id]
+        assert registered["register"]["USER_ID"] == registered["finish"]["USER_ID"]
+        users[agent or "-"] = (registered["register"]["USER_ID"], steps.get("user"))
+
+    assert users == {
+        "anna@shop.ru": (15, "15"),  # her login is her Bitrix24 email
+        "petrov": (22, "22"),  # set in bitrix24_users
+        "nobody@shop.ru": (1, "1"),  # no such Bitrix24 user: the webhook's user
+        "sidorov": (1, "1"),
+        "-": (1, "1"),
+    }
+    assert fake.methods().count("user.get") == 2  # one per email, then cached
+
+
+async def test_a_retried_call_push_keeps_the_user_it_was_registered_to(
+    bitrix_server: tuple[FakeBitrix24, str], http: aiohttp.ClientSession
+) -> None:
+    fake, url = bitrix_server
+    bitrix = Bitrix24(http, url, FakeBitrix24.USER, FakeBitrix24.CODE, users={"petrov": 22})
+    steps = MemorySteps()
+    fake.failures_for["telephony.externalcall.finish"] = [SERVER_ERROR]
+    push = CallPush(47, "+79161234567", "2026-11-28T10:20:00+00:00", 60, True, agent="petrov")
+    with pytest.raises(RetryLater):
+        await bitrix.push_call(push, steps)
+    bitrix.users.clear()  # the admin changed the mapping meanwhile
+    ref = await bitrix.push_call(push, steps)
+    assert fake.external_calls[ref.id]["finish"]["USER_ID"] == 22
+
+
 async def test_a_pipeline_stage_is_named_from_its_own_list_and_names_are_cached(
     bitrix: Bitrix24, bitrix_fake: FakeBitrix24
 ) -> None:

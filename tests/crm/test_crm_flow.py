@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from urllib.parse import parse_qsl, urlsplit
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -11,6 +12,7 @@ from callcenter.bus import Bus
 from callcenter.channels.telephony.events import CallRecorded
 from callcenter.crm.bitrix import Bitrix24
 from callcenter.crm.feed import Feed
+from callcenter.crm.links import RecordingLinks
 from callcenter.crm.models import CrmRecord, WebhookSubscription
 from callcenter.crm.sender import CrmSender
 from callcenter.crm.webhooks import EVENTS
@@ -21,6 +23,7 @@ from callcenter.health import HealthRegistry, State
 from callcenter.models import Call, CallOutcome, Channel, OutboxStatus, utcnow
 from callcenter.outbox import OutboxWorker
 from tests.automation.helpers import (
+    SECRET,
     Clock,
     email_message,
     make_call,
@@ -135,7 +138,8 @@ async def test_an_ended_call_is_registered_and_finished_with_its_recording(
         45,
         at,
     )
-    await deliver(Feed(sessions, crm=True, public_url=PUBLIC_URL), recorded)
+    links = RecordingLinks(PUBLIC_URL, SECRET)
+    await deliver(Feed(sessions, crm=True, links=links), recorded)
 
     clock = Clock(utcnow())
     sender = CrmSender(bitrix, sessions, health=HealthRegistry())
@@ -157,7 +161,10 @@ async def test_an_ended_call_is_registered_and_finished_with_its_recording(
     assert call["register"]["PHONE_NUMBER"] == "+79161234567"
     assert call["register"]["CALL_START_DATE"] == "2026-11-28T10:15:00+00:00"
     assert (call["finish"]["DURATION"], call["finish"]["STATUS_CODE"]) == (95, "200")
-    assert call["record"]["RECORD_URL"] == f"{PUBLIC_URL}/calls/{interaction_id}/recording"
+    record_url = urlsplit(call["record"]["RECORD_URL"])
+    assert record_url._replace(query="").geturl() == f"{PUBLIC_URL}/recordings/{interaction_id}"
+    query = dict(parse_qsl(record_url.query))
+    assert links.valid(interaction_id, query["expires"], query["signature"])
 
 
 async def test_zoho_gets_the_lead_after_a_token_refresh_and_a_server_error(
@@ -204,12 +211,27 @@ async def test_erasing_the_customer_clears_their_crm_pushes_and_webhook_events(
     async with sessions() as session, session.begin():
         session.add(WebhookSubscription(url="https://h.example/", secret="s", events=list(EVENTS)))
     first = await receive(sessions, email_message("Мой адрес: Ленина 1", "e1@example.ru"))
-    await deliver(Feed(sessions, crm=True), *first.events)
+    feed = Feed(sessions, crm=True)
+    await deliver(feed, *first.events)
+    others = await make_customer(sessions, "Пётр", phone="+79167654321")
+    for customer, caller in ((first.customer.id, "+79161234567"), (others, "+79167654321")):
+        call, _ = await make_call(
+            sessions, customer, outcome=CallOutcome.ANSWERED, caller=caller, with_ticket=False
+        )
+        async with sessions() as session, session.begin():
+            await feed.call(session, call)  # a call without a ticket
     assert {r.channel for r in await outbox_rows(sessions)} == {"crm", "signed_webhook"}
 
     async with sessions() as session, session.begin():
         await erase_customer(session, first.customer.id)
 
     rows = await outbox_rows(sessions)
-    assert len(rows) == 3  # the lead, ticket.created and message.received
-    assert all(r.payload == {} and r.status is OutboxStatus.FAILED for r in rows)
+    erased = [r for r in rows if r.payload == {}]
+    # the lead, ticket.created, message.received, and the call: call.ended and its CRM push
+    assert len(erased) == 5 and all(r.status is OutboxStatus.FAILED for r in erased)
+    kept = [r for r in rows if r.payload]
+    assert sorted(r.recipient for r in kept) == [
+        f"customer:{others}",
+        f"subscription:1:customer:{others}",
+    ]
+    assert all(r.status is OutboxStatus.PENDING for r in kept)

@@ -19,6 +19,7 @@ lookup_timeout_ms = 250
 [bitrix24]
 portal = "https://shop.bitrix24.ru"
 user_id = 7
+users = "petrov=22, ivanova = 31"
 [zoho]
 client_id = "1000.ABC"
 api_url = "https://www.zohoapis.eu"
@@ -38,6 +39,7 @@ async def test_bitrix24_from_the_config_file_and_its_code_from_the_environment(
 
     assert isinstance(crm, Bitrix24)
     assert crm.base == "https://shop.bitrix24.ru/rest/7/abc123/" and crm.user_id == 7
+    assert crm.users == {"petrov": 22, "ivanova": 31}
     assert "abc123" not in repr(settings)
     assert lookup(settings, crm).timeout == 0.25
 
@@ -69,3 +71,14 @@ async def test_no_provider_is_no_crm_and_an_unknown_one_is_an_error(
         connector(load_settings({"CALLCENTER_CRM_PROVIDER": "bitrix24"}), http)
     with pytest.raises(ConfigError, match="must be one of bitrix24, zoho"):
         connector(load_settings({"CALLCENTER_CRM_PROVIDER": "amocrm"}), http)
+
+
+async def test_a_malformed_bitrix24_user_map_is_refused(http: aiohttp.ClientSession) -> None:
+    env = {
+        "CALLCENTER_CRM_PROVIDER": "bitrix24",
+        "CALLCENTER_BITRIX24_PORTAL": "https://shop.bitrix24.ru",
+        "CALLCENTER_BITRIX24_WEBHOOK_CODE": "abc123",
+        "CALLCENTER_BITRIX24_USERS": "petrov=22, ivanova",
+    }
+    with pytest.raises(ConfigError, match="'ivanova' is not login=bitrix_user_id"):
+        connector(load_settings(env), http)

@@ -18,6 +18,7 @@ TOKEN_ROUTES = {
     ("GET", "/metrics"),
     ("GET", "/survey/1"),  # a customer's signed link; a forged token is a 404
     ("POST", "/survey/1"),
+    ("GET", "/recordings/1"),  # a signed link that expires; a forged or late one is a 404
 }
 TELEGRAM_WEBHOOK = re.compile(r"^/telegram/")
 SUPERVISOR_ONLY = [

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callcenter.automation.events import TicketSolved, WrapUpSaved
 from callcenter.channels.telephony.events import AgentState
 from callcenter.config import Settings
+from callcenter.crm.links import RecordingLinks
 from callcenter.dashboard.control import ControlError, check_queue, check_reason
 from callcenter.domain.audit import record
 from callcenter.models import (
@@ -35,7 +36,7 @@ from callcenter.models import (
     User,
     utcnow,
 )
-from callcenter.web.access import EVERYONE, allow
+from callcenter.web.access import EVERYONE, allow, public
 from callcenter.web.i18n import Translate, translator
 from callcenter.web.keys import BUS, CLICK_TO_CALL, CONTROL, SESSIONS, SETTINGS, WALLBOARD
 from callcenter.web.render import language
@@ -265,6 +266,26 @@ async def recording(request: web.Request) -> web.StreamResponse:
     if found is None or not found[0].recording_path:
         raise web.HTTPNotFound()
     path = recording_file(request.app[SETTINGS], found[0].recording_path)
+    if path is None:
+        raise web.HTTPNotFound()
+    return web.FileResponse(path, headers={"Content-Disposition": "inline"})
+
+
+@routes.get(r"/recordings/{interaction_id:\d+}")
+@public
+async def shared_recording(request: web.Request) -> web.StreamResponse:
+    """A call's recording through a signed link that expires (for the CRM and webhook
+    receivers, which have no login); a forged, altered or expired link is a 404."""
+    interaction_id = int(request.match_info["interaction_id"])
+    settings = request.app[SETTINGS]
+    query = request.query
+    if not settings.session_key or not RecordingLinks("", settings.session_key).valid(
+        interaction_id, query.get("expires", ""), query.get("signature", "")
+    ):
+        raise web.HTTPNotFound()
+    async with request.app[SESSIONS]() as db:
+        call = await db.get(Call, interaction_id)
+    path = recording_file(settings, call.recording_path) if call and call.recording_path else None
     if path is None:
         raise web.HTTPNotFound()
     return web.FileResponse(path, headers={"Content-Disposition": "inline"})
