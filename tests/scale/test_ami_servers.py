@@ -74,7 +74,7 @@ def test_servers_come_from_settings_with_passwords_from_the_environment(tmp_path
 
 
 async def test_two_asterisk_servers_feed_one_wallboard_side_by_side(
-    pbx: Pbx, second_pbx: Pbx, start_sipp, tmp_path: Path
+    pbx: Pbx, second_pbx: Pbx, start_sipp, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     first, second = pbx.process.settings, second_pbx.process.settings
     async with postgres_database("cc_servers") as url:
@@ -126,6 +126,9 @@ async def test_two_asterisk_servers_feed_one_wallboard_side_by_side(
                     await asyncio.sleep(0.2)
             wallboard = await sveta.get("/events")
             board = await next_event(wallboard, "wallboard")
+            # The test servers have no systemname: the operator is told call ids may collide.
+            warned = {r.args[0] for r in caplog.records if "no systemname" in r.getMessage()}
+            assert warned == {"msk", "spb"}
             before = {q["name"]: q for q in board["queues"]}
             assert "msk/support" in before and "spb/support" in before
 

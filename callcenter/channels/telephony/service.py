@@ -81,6 +81,14 @@ class TelephonyService:
         self._apply(event.headers)
 
     async def _resync(self, client: AmiClient) -> None:
+        if self.server.name:  # one of several: call ids must not collide with another's
+            core = await client.send_action({"Action": "CoreSettings"}, timeout=15)
+            if not core.headers.get("SystemName"):
+                log.error(
+                    "Asterisk %s has no systemname in asterisk.conf: its call ids may equal "
+                    "another server's, and a call with a taken id is not recorded",
+                    self.server.name,
+                )
         self.state.resync_begin()
         for action in RESYNC_ACTIONS:
             response = await client.send_action(action, timeout=15)
