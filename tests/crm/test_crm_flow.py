@@ -209,7 +209,10 @@ async def test_erasing_the_customer_clears_their_crm_pushes_and_webhook_events(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     async with sessions() as session, session.begin():
-        session.add(WebhookSubscription(url="https://h.example/", secret="s", events=list(EVENTS)))
+        hook = WebhookSubscription(url="https://h.example/", secret="s", events=list(EVENTS))
+        session.add(hook)
+        await session.flush()
+        hook_id = hook.id
     first = await receive(sessions, email_message("Мой адрес: Ленина 1", "e1@example.ru"))
     feed = Feed(sessions, crm=True)
     await deliver(feed, *first.events)
@@ -232,6 +235,6 @@ async def test_erasing_the_customer_clears_their_crm_pushes_and_webhook_events(
     kept = [r for r in rows if r.payload]
     assert sorted(r.recipient for r in kept) == [
         f"customer:{others}",
-        f"subscription:1:customer:{others}",
+        f"subscription:{hook_id}:customer:{others}",
     ]
     assert all(r.status is OutboxStatus.PENDING for r in kept)
