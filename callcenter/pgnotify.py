@@ -112,8 +112,8 @@ class PgNotify:
                 await self._next(stop, lost)
                 if lost.is_set():
                     raise ConnectionError("the LISTEN connection was closed")
-                if self._outgoing.empty() and not stop.is_set():
-                    await conn.fetchval("SELECT 1", timeout=self._keepalive)
+                if not self._batch and self._outgoing.empty() and not stop.is_set():
+                    await conn.fetchval("SELECT 1", timeout=self._keepalive)  # idle: still there?
             await self._flush(conn)
         finally:
             conn.terminate()
