@@ -87,6 +87,13 @@ class AttachmentStore:
             if data is not None:
                 await self.put(data, record["sha256"])
 
+    def store_blocking(self, records: list[tuple[dict[str, Any], bytes | None]]) -> None:
+        """`store` for a worker thread: a batch's files written while the loop goes on."""
+        for record, data in records:
+            path = self.path_of(record["sha256"])
+            if data is not None and not path.exists():
+                _write_atomically(path, data)
+
 
 async def _write_once(path: Path, data: bytes) -> None:
     if path.exists():

@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 _FOLD = re.compile(r"\r?\n|\r")
 _ANGLE_ID = re.compile(r"<([^<>\s]+)>")
 MAX_ID_LENGTH = 998  # RFC 5322 line limit; longer "ids" are junk
+MAX_MEMO_VALUE = 1000
+"""Header values up to this long have their decoded form memoised (longer ones are rare)."""
 
 
 def raw(msg: Message, name: str) -> str | None:
@@ -77,6 +79,14 @@ def text(msg: Message, name: str) -> str:
     value = raw(msg, name)
     if value is None:
         return ""
+    decoded = _decoded_text if len(value) <= MAX_MEMO_VALUE else _decoded_text.__wrapped__
+    return decoded(name.lower(), value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _decoded_text(name: str, value: str) -> str:
+    # Memoised: the stdlib's structured parser is slow, and subjects such as "Re: Ваш заказ"
+    # recur.
     parsed = _structured(name, value)
     decoded = str(parsed) if parsed is not None else decode_words(value)
     if "\ufffd" in decoded and "\ufffd" not in value:  # stdlib gave up on a charset; we guess
@@ -117,19 +127,29 @@ def normalise_address(address: str) -> str | None:
 
 def mailboxes(msg: Message, name: str) -> list[tuple[str, str | None]]:
     """(display name, normalised address) for every mailbox in the address header(s)."""
-    result: list[tuple[str, str | None]] = []
+    name, result = name.lower(), []
     for value in raw_all(msg, name):
-        parsed = _structured(name, value)
-        addresses = getattr(parsed, "addresses", None) if parsed is not None else None
-        if addresses is not None and not any("\ufffd" in a.display_name for a in addresses):
-            for addr in addresses:
-                spec = f"{addr.username}@{addr.domain}" if addr.domain else addr.username
-                result.append((one_line(addr.display_name), normalise_address(spec)))
-            continue
+        parse = _mailboxes_in if len(value) <= MAX_MEMO_VALUE else _mailboxes_in.__wrapped__
+        result += parse(name, value)
+    return result
+
+
+@functools.lru_cache(maxsize=4096)
+def _mailboxes_in(name: str, value: str) -> tuple[tuple[str, str | None], ...]:
+    # Memoised: the structured parser is the slowest part of reading a mail, and the same
+    # values come again and again (our own address in To, a customer's From).
+    result: list[tuple[str, str | None]] = []
+    parsed = _structured(name, value)
+    addresses = getattr(parsed, "addresses", None) if parsed is not None else None
+    if addresses is not None and not any("\ufffd" in a.display_name for a in addresses):
+        for addr in addresses:
+            spec = f"{addr.username}@{addr.domain}" if addr.domain else addr.username
+            result.append((one_line(addr.display_name), normalise_address(spec)))
+    else:
         # Split first, decode after: a decoded name may itself contain "," "<" or CR LF.
         for display, spec in email.utils.getaddresses([value]):
             result.append((one_line(decode_words(display)), normalise_address(spec)))
-    return [(display, address) for display, address in result if display or address]
+    return tuple((display, address) for display, address in result if display or address)
 
 
 def message_ids(value: str | None) -> list[str]:

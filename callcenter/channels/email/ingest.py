@@ -195,7 +195,16 @@ class EmailIngestor:
                     for (raw, source), mail in zip(mails, parsed, strict=True)
                 ]
             else:
-                stored = await self._store_runs(session, mails, parsed)
+                writes: list[asyncio.Future[None]] = []
+                try:
+                    stored = await self._store_runs(session, mails, parsed, writes)
+                finally:
+                    # Every file on disk before the commit that refers to it; none left
+                    # being written when the batch fails.
+                    written = await asyncio.gather(*writes, return_exceptions=True)
+                for error in written:
+                    if isinstance(error, BaseException):
+                        raise error
             for outcome, events in stored:
                 result.outcomes.append(outcome)
                 result.events += events
@@ -235,6 +244,7 @@ class EmailIngestor:
         session: AsyncSession,
         mails: Sequence[tuple[bytes, str]],
         parsed: list[ParsedEmail | EmailRejected],
+        writes: list[asyncio.Future[None]],
     ) -> list[tuple[Outcome, list[object]]]:
         """Store mail with ``ingest_many``, a run at a time, failures propagating.
 
@@ -260,14 +270,14 @@ class EmailIngestor:
                 stored.append(await self.store(session, raw, mail, source))
                 continue
             if (mail.is_bounce and mail.failed_recipients) or in_run.intersection(refers):
-                await self._ingest_run(session, run, stored, threads)
+                await self._ingest_run(session, run, stored, threads, writes)
                 run, in_run = [], set()
             key = external_id(mail.message_id)
             prepared = await self._prepare(session, raw, mail, key, threads)
             run.append((len(stored), mail, source, prepared))
             in_run.add(key)
             stored.append((Outcome(source, "pending"), []))
-        await self._ingest_run(session, run, stored, threads)
+        await self._ingest_run(session, run, stored, threads, writes)
         return stored
 
     async def _ingest_run(
@@ -276,8 +286,10 @@ class EmailIngestor:
         run: list[tuple[int, ParsedEmail, str, _Prepared]],
         stored: list[tuple[Outcome, list[object]]],
         threads: dict[str, int],
+        writes: list[asyncio.Future[None]],
     ) -> None:
-        """Store a run with ``ingest_many``; ``threads`` learns the tickets of its mails."""
+        """Store a run with ``ingest_many``; ``threads`` learns the tickets of its mails, and
+        ``writes`` gets the writing of its files, done in a thread while the batch goes on."""
         if not run:
             return
         results = await ingest_many(
@@ -286,12 +298,17 @@ class EmailIngestor:
             classifier=self.classifier,
             region=self.settings.default_region,
         )
+        files: list[tuple[dict[str, Any], bytes | None]] = []
         for (slot, mail, source, prepared), result in zip(run, results, strict=True):
-            await self._stored(session, result, prepared, source)
+            files += self._kept(session, result, prepared, source)
             stored[slot] = (_outcome(mail, source, result), result.events)
             interaction = result.interaction
             if interaction.ticket_id is not None and interaction.external_id is not None:
                 threads.setdefault(interaction.external_id, interaction.ticket_id)
+        if files:
+            writes.append(
+                asyncio.ensure_future(asyncio.to_thread(self.files.store_blocking, files))
+            )
 
     def _is_own(self, mail: ParsedEmail) -> bool:
         """A copy of a mail we sent (a Sent folder, a Bcc to ourselves): never a customer's."""
@@ -359,10 +376,18 @@ class EmailIngestor:
         self, session: AsyncSession, result: IngestResult, prepared: _Prepared, source: str
     ) -> None:
         """Keep the files of a newly stored mail and note those too large to keep."""
-        if not result.duplicate:
-            await self.files.store(prepared.files)
-            if result.ticket is not None:
-                self._note_skipped(session, result, prepared.message.attachments, source)
+        await self.files.store(self._kept(session, result, prepared, source))
+
+    def _kept(
+        self, session: AsyncSession, result: IngestResult, prepared: _Prepared, source: str
+    ) -> list[tuple[dict[str, Any], bytes | None]]:
+        """The files to write for a stored mail (none for a duplicate); notes on its ticket
+        for those too large to keep."""
+        if result.duplicate:
+            return []
+        if result.ticket is not None:
+            self._note_skipped(session, result, prepared.message.attachments, source)
+        return prepared.files
 
     async def _sender(self, session: AsyncSession, mail: ParsedEmail) -> str:
         """Whose timeline the mail goes on; a bounce marks the failed addresses as failing
