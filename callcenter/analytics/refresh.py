@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -86,6 +88,12 @@ def _first(values: list[str] | None) -> str:
 async def _thresholds(session: AsyncSession) -> dict[str, int]:
     rows = await session.execute(select(Queue.name, Queue.service_level_seconds))
     return {name: seconds for name, seconds in rows}
+
+
+def _fingerprint(thresholds: dict[str, int]) -> int:
+    """The queues' service-level thresholds in one number: a change rebuilds the contacts."""
+    digest = hashlib.sha256(json.dumps(sorted(thresholds.items())).encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 async def rebuild_contacts_day(session: AsyncSession, calendar: Calendar, day: date) -> None:
@@ -374,8 +382,12 @@ class Refresher:
             changed = set(await db.scalars(select(Ticket.id).where(Ticket.updated_at >= since)))
             changed |= {r.ticket_id for r in fresh if r.ticket_id}
             changed |= await self._tickets_before(db, fresh)
+            queues = _fingerprint(await _thresholds(db))
         days = {self.calendar.day(r.occurred_at) for r in fresh}
-        for day in sorted(days):
+        contact_days = set(days)
+        if "queues" not in state or state["queues"].value != queues:
+            contact_days |= await self._every_day()  # a service-level threshold changed
+        for day in sorted(contact_days):
             await self._unit(rebuild_contacts_day, day)
         for day in sorted(days | {d - timedelta(days=1) for d in days}):
             await self._unit(rebuild_transitions_day, day)
@@ -383,7 +395,7 @@ class Refresher:
             await self._unit(rebuild_ticket_day, day)
         top = max([watermark, *(r.id for r in rows)])
         self._seen = {r.id for r in rows if r.id > top - LOOKBACK_IDS}
-        await self._save(top, started)
+        await self._save(top, started, queues)
 
     async def _tickets_before(self, db: AsyncSession, fresh: list[Any]) -> set[int]:
         """Solved tickets whose repeat window a new inbound contact falls into."""
@@ -409,12 +421,27 @@ class Refresher:
             await _lock(db)
             return await work(db, self.calendar, arg)
 
-    async def _save(self, interactions: int, tickets_at: datetime) -> None:
+    async def _every_day(self) -> set[date]:
+        async with self._sessions() as db:
+            first, last = (
+                await db.execute(
+                    select(func.min(Interaction.occurred_at), func.max(Interaction.occurred_at))
+                )
+            ).one()
+        if first is None:
+            return set()
+        start = self.calendar.day(first)
+        return {
+            start + timedelta(days=n) for n in range((self.calendar.day(last) - start).days + 1)
+        }
+
+    async def _save(self, interactions: int, tickets_at: datetime, queues: int) -> None:
         async with self._sessions() as db, db.begin():
             await _lock(db)
             for name, value, at in (
                 ("interactions", interactions, utcnow()),
                 ("tickets", 0, tickets_at),
+                ("queues", queues, None),
             ):
                 row = await db.get(RefreshState, name)
                 if row is None:
@@ -444,22 +471,15 @@ class Refresher:
                     )
                 )
             )
-            first, last = (
-                await db.execute(
-                    select(func.min(Interaction.occurred_at), func.max(Interaction.occurred_at))
-                )
-            ).one()
             last_ticket = await db.scalar(select(func.coalesce(func.max(Ticket.id), 0)))
+            queues = _fingerprint(await _thresholds(db))
         async with self._sessions() as db, db.begin():
             await _lock(db)
             for table in (ContactRollup, TransitionRollup, TicketFact, TicketDayRollup):
                 await db.execute(delete(table))
-        if first is not None:
-            day, end = self.calendar.day(first), self.calendar.day(last)
-            while day <= end:
-                await self._unit(rebuild_contacts_day, day)
-                await self._unit(rebuild_transitions_day, day)
-                day += timedelta(days=1)
+        for day in sorted(await self._every_day()):
+            await self._unit(rebuild_contacts_day, day)
+            await self._unit(rebuild_transitions_day, day)
         days: set[date] = set()
         for n in range(1, last_ticket + 1, TICKET_BATCH):
             batch = range(n, min(n + TICKET_BATCH, last_ticket + 1))
@@ -467,7 +487,7 @@ class Refresher:
         for day in sorted(days):
             await self._unit(rebuild_ticket_day, day)
         self._seen = seen
-        await self._save(top, started)
+        await self._save(top, started, queues)
         await self._vacuum()
         log.info("analytics rollups rebuilt in %.0f s", (utcnow() - started).total_seconds())
 

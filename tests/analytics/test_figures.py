@@ -16,7 +16,7 @@ from callcenter.analytics.audit import audit
 from callcenter.analytics.figures import Filters, Table, nps, overview, repeat_contacts, transitions
 from callcenter.analytics.models import TicketFact
 from callcenter.analytics.refresh import Refresher
-from callcenter.models import Channel, Customer, Interaction, Ticket, User
+from callcenter.models import Channel, Customer, Interaction, Queue, Ticket, User
 from tests.analytics.dataset import HOSTILE, T0, D, Dataset, make
 
 WEEK = timedelta(days=7)
@@ -277,3 +277,14 @@ async def test_another_time_zone_rebuilds_the_local_days(sessions, data) -> None
     async with sessions() as db:
         service = rows(await overview(db, DAY), "service")
     assert [(r[0], r[1]) for r in service] == [("sales", 3), ("support", 2)]
+
+
+async def test_a_changed_service_level_threshold_recounts_the_calls(sessions, data) -> None:
+    _, refresher = data
+    async with sessions() as db, db.begin():
+        sales = await db.scalar(select(Queue).where(Queue.name == "sales"))
+        sales.service_level_seconds = 20  # Olga's second call waited 25 s
+    await refresher.refresh()
+    async with sessions() as db:
+        service = rows(await overview(db, DAY), "service")
+    assert service[0] == ["sales", 11, 2, 1, 1, 0.0, 50.0]
