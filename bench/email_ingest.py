@@ -5,8 +5,10 @@ mailbox with IMAP APPEND (a mix of the real-world fixtures and generated custome
 Russian and English, a third of it replies that must be threaded), then times:
   - fetch:  a plain UID FETCH of every message in batches, as the worker does, storing nothing
   - ingest: the worker's pass over the mailbox: fetch, parse, classify, thread, store, commit,
-            mark \\Seen
-Goal from the email issue: 200 messages/s on 2 cores.
+            mark \\Seen (the classifier's dictionary is built before the clock starts, as a
+            running worker has it)
+Goal from the email issue: 200 messages/s on 2 cores. The load average is printed with the
+figures: on a busy machine the wall clock mostly measures waiting for a CPU.
 
     .venv/bin/python bench/email_ingest.py [--messages 2000] [--batch 50] [--sqlite]
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import os
 import random
 import sys
 import tempfile
@@ -35,6 +38,7 @@ from sqlalchemy import func, select
 from callcenter.bus import Bus
 from callcenter.channels.email.imap import ImapAccount, ImapClient
 from callcenter.channels.email.worker import readers
+from callcenter.classify import classify
 from callcenter.config import Settings
 from callcenter.db import create_engine, session_factory
 from callcenter.migrate import upgrade_async
@@ -140,6 +144,7 @@ async def ingest(settings: Settings, url: str, batch: int) -> tuple[int, float, 
     await client.connect()
     try:
         validity = await client.select("INBOX")
+        classify("")  # builds the dictionary, once per process
         started, started_cpu = time.perf_counter(), time.process_time()
         count = await reader.sync(client, validity, asyncio.Event())
         return count, time.perf_counter() - started, time.process_time() - started_cpu
@@ -201,6 +206,7 @@ async def main() -> None:
         f"  goal 200 msg/s on 2 cores: {'met' if count / seconds >= 200 else 'NOT met'}; "
         f"stored {interactions} interactions in {tickets} tickets"
     )
+    print("  load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":
