@@ -63,34 +63,38 @@ def bars(
             f'<text class="{css}" x="{at:.1f}" y="{height - 4}" text-anchor="middle">'
             f"{escape(label)}</text>"
         )
-    parts.append("</svg>")
-    return Markup("".join(parts))
+    return _figure(title, parts)
+
+
+def _figure(title: str, parts: list[str]) -> Markup:
+    caption = f"<figcaption>{escape(title)}</figcaption>"
+    return Markup(f'<figure class="chart">{caption}{"".join(parts)}</svg></figure>')
 
 
 def matrix(title: str, channels: Sequence[str], names: dict[str, str], cells: dict) -> Markup:  # type: ignore[type-arg]
     """A from × to grid; each cell's shade grows with its count of moves."""
-    size, head = 90, 120
+    size, head, top_head = 90, 120, 30
     top = max(cells.values(), default=0) or 1
-    width = head + size * len(channels)
+    width, height = head + size * len(channels), top_head + size * len(channels)
     parts = [
-        f'<svg class="chart matrix" role="img" viewBox="0 0 {width} {width}" width="{width}" '
-        f'height="{width}" xmlns="http://www.w3.org/2000/svg">',
+        f'<svg class="chart matrix" role="img" viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}" xmlns="http://www.w3.org/2000/svg">',
         f"<title>{escape(title)}</title>",
     ]
     for n, channel in enumerate(channels):
-        at = head + n * size + size / 2
+        across, down = head + n * size + size / 2, top_head + n * size + size / 2
         parts.append(
-            f'<text x="{at:.0f}" y="{head - 8}" text-anchor="middle">'
+            f'<text x="{across:.0f}" y="{top_head - 8}" text-anchor="middle">'
             f"→ {escape(names[channel])}</text>"
         )
         parts.append(
-            f'<text x="{head - 8}" y="{at:.0f}" text-anchor="end">{escape(names[channel])}</text>'
+            f'<text x="{head - 8}" y="{down:.0f}" text-anchor="end">{escape(names[channel])}</text>'
         )
     for row, a in enumerate(channels):
         for col, b in enumerate(channels):
             count = cells.get((a, b), 0)
             shade = 0.08 + 0.92 * count / top
-            x, y = head + col * size, head + row * size
+            x, y = head + col * size, top_head + row * size
             parts.append(
                 f'<rect class="cell" x="{x}" y="{y}" width="{size - 4}" height="{size - 4}" '
                 f'fill="#4a7bd0" fill-opacity="{shade:.2f}"/>'
@@ -99,5 +103,4 @@ def matrix(title: str, channels: Sequence[str], names: dict[str, str], cells: di
                 f'<text x="{x + size / 2 - 2:.0f}" y="{y + size / 2:.0f}" '
                 f'text-anchor="middle">{count}</text>'
             )
-    parts.append("</svg>")
-    return Markup("".join(parts))
+    return _figure(title, parts)

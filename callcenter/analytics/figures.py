@@ -365,7 +365,12 @@ async def transitions(session: AsyncSession, f: Filters) -> list[Table]:
         where.append(or_(*(c == f.channel for c in moved)))
     table = Table(
         "transitions",
-        ["analytics.from", "analytics.to", "analytics.moves", "analytics.after_no_answer"],
+        [
+            "analytics.from_channel",
+            "analytics.to_channel",
+            "analytics.moves",
+            "analytics.after_no_answer",
+        ],
         kinds=["channel", "channel", "int", "int"],
     )
     no_answer = func.sum(TransitionRollup.moves).filter(TransitionRollup.unanswered)

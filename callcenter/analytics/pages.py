@@ -81,11 +81,15 @@ def page_charts(name: str, tables: list[Table], t: Translate) -> list[Markup]:
     if name == "overview":
         service = by["service"]
         return [
-            charts.bars(t("analytics.frt_median_chart"), _column(by["frt"], 4, channel), unit=" s"),
+            charts.bars(
+                t("analytics.frt_median_chart"),
+                _column(by["frt"], 4, channel),
+                unit=" " + t("analytics.s"),
+            ),
             charts.bars(
                 t("analytics.resolution_median_chart"),
                 _column(by["resolution"], 4, channel),
-                unit=" s",
+                unit=" " + t("analytics.s"),
             ),
             charts.bars(t("analytics.volume_channel"), _column(by["volume_channel"], 1, channel)),
             charts.bars(
