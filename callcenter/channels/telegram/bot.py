@@ -10,6 +10,7 @@ import asyncio
 import logging
 import re
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from aiogram import Bot, F, Router
@@ -83,11 +84,13 @@ def deep_link_order(payload: str | None) -> str | None:
     return match.group(1) if match else None
 
 
+@cache  # aiogram's types are frozen: one keyboard per language serves every reply
 def share_phone_keyboard(language: str) -> ReplyKeyboardMarkup:
     button = KeyboardButton(text=texts.text(language, "share_phone_button"), request_contact=True)
     return ReplyKeyboardMarkup(keyboard=[[button]], resize_keyboard=True, one_time_keyboard=True)
 
 
+@cache
 def call_me_keyboard(language: str) -> InlineKeyboardMarkup:
     button = InlineKeyboardButton(
         text=texts.text(language, "call_me_button"), callback_data=CALL_ME

@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from aiogram.types import Contact, Message, User
@@ -148,13 +149,13 @@ async def edit_to_inbound(session: AsyncSession, message: Message) -> InboundMes
     )
 
 
-def mentions(text: str, region: str) -> set[tuple[IdentityKind, str]]:
+@lru_cache(maxsize=1024)  # asked for when a run is read ahead, then by each handler
+def mentions(text: str, region: str) -> frozenset[tuple[IdentityKind, str]]:
     """Phones and emails typed in a message, normalised as identities are."""
     if not _MAYBE_MENTION.search(text):
-        return set()
-    return {
-        (kind, normalize(kind, value, region)) for kind, value in mentioned_identities(text, region)
-    }
+        return frozenset()
+    found = mentioned_identities(text, region)
+    return frozenset((kind, normalize(kind, value, region)) for kind, value in found)
 
 
 async def suggest_from_text(
