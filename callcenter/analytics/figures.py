@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, func, literal, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.analytics.buckets import span
@@ -114,42 +114,60 @@ def _tickets_where(f: Filters) -> list[ColumnElement[bool]]:
     return where
 
 
-async def _nth(
-    session: AsyncSession, f: Filters, channel: str, column: Any, number: int, offset: int
-) -> int:
-    """The ``offset``-th smallest value (from 0) of ``column`` in one bucket, under ``f``."""
-    lo, hi = span(number)
-    where = [
-        TicketFact.channel == channel,
-        column >= lo,
-        column < hi,
-        TicketFact.day >= f.first,
-        TicketFact.day <= f.last,
-    ]
-    if f.agent_id is not None:
-        where.append(TicketFact.agent_id == f.agent_id)
-    query = select(column).where(*where).order_by(column).offset(offset).limit(1)
-    return int(await session.scalar(query))
-
-
-async def median(
-    session: AsyncSession, f: Filters, channel: str, column: Any, counts: dict[int, int]
-) -> float | None:
-    """The exact median of a duration: the bucket counts of the rollup say which bucket holds
-    the middle value(s), and only that bucket's rows are read from the ticket facts."""
+def _middle(counts: dict[int, int]) -> list[tuple[int, int]]:
+    """(bucket, offset in it) of the middle value, or of the two middle values."""
     total = sum(counts.values())
-    if not total:
-        return None
-    ranks = sorted({(total - 1) // 2, total // 2})
-    values = []
-    for rank in ranks:
+    found = []
+    for rank in sorted({(total - 1) // 2, total // 2}) if total else ():
         before = 0
         for number in sorted(counts):
             if rank < before + counts[number]:
-                values.append(await _nth(session, f, channel, column, number, rank - before))
+                found.append((number, rank - before))
                 break
             before += counts[number]
-    return sum(values) / len(values)
+    return found
+
+
+async def medians(
+    session: AsyncSession, f: Filters, wanted: dict[tuple[str, str], dict[int, int]]
+) -> dict[tuple[str, str], float]:
+    """Exact medians of durations per (metric, channel), from the rollup's bucket counts:
+    only the rows of the bucket holding each middle value are read, all in one query."""
+    columns = {"frt": TicketFact.frt_seconds, "resolution": TicketFact.resolution_seconds}
+    parts = []
+    for (metric, channel), counts in wanted.items():
+        middle = _middle(counts)
+        for number in dict.fromkeys(n for n, _ in middle):
+            offsets = [o for n, o in middle if n == number]
+            column = columns[metric]
+            lo, hi = span(number)
+            where = [
+                TicketFact.channel == channel,
+                column >= lo,
+                column < hi,
+                TicketFact.day >= f.first,
+                TicketFact.day <= f.last,
+            ]
+            if f.agent_id is not None:
+                where.append(TicketFact.agent_id == f.agent_id)
+            parts.append(
+                select(column.label("value"), literal(f"{metric}:{channel}").label("key"))
+                .where(*where)
+                .order_by(column)
+                .offset(min(offsets))
+                .limit(max(offsets) - min(offsets) + 1)
+                .subquery()
+                .select()
+            )
+    values: dict[str, list[int]] = defaultdict(list)
+    if parts:
+        for value, key in await session.execute(union_all(*parts)):
+            values[key].append(value)
+    return {
+        (metric, channel): sum(values[f"{metric}:{channel}"]) / len(values[f"{metric}:{channel}"])
+        for metric, channel in wanted
+        if values[f"{metric}:{channel}"]
+    }
 
 
 async def overview(session: AsyncSession, f: Filters) -> list[Table]:
@@ -196,16 +214,18 @@ async def overview(session: AsyncSession, f: Filters) -> list[Table]:
         ],
         kinds=["channel", "int", "int", "seconds", "seconds"],
     )
+    middle = await medians(session, f, buckets)
     for channel in sorted(created):
-        for table, metric, column in (
-            (frt, "frt", TicketFact.frt_seconds),
-            (resolution, "resolution", TicketFact.resolution_seconds),
-        ):
-            counts = buckets[(metric, channel)]
-            done = sum(counts.values())
-            middle = await median(session, f, channel, column, counts)
+        for table, metric in ((frt, "frt"), (resolution, "resolution")):
+            done = sum(buckets[(metric, channel)].values())
             table.rows.append(
-                [channel, created[channel], done, _avg(seconds[(metric, channel)], done), middle]
+                [
+                    channel,
+                    created[channel],
+                    done,
+                    _avg(seconds[(metric, channel)], done),
+                    middle.get((metric, channel)),
+                ]
             )
 
     contacts = _contacts_where(f)
