@@ -93,8 +93,25 @@ class Settings:
     ari_url: str = "http://127.0.0.1:8088"
     ari_user: str = "callcenter"
     ari_app: str = "callcenter"
+    ari_server: str = ""
+    """With several ami_servers: the entry whose Asterisk ari_url reaches (default the first).
+    Callbacks ring only its agents: an agent's endpoint exists on their own server only."""
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
+
+    # Callbacks ([callback] in the config file) and the customer's leg of outbound calls.
+    callback_max_attempts: int = 3
+    """Customer rings (no answer, busy, failed) before a callback is given up as failed."""
+    callback_retry_minutes: int = 15
+    """The wait before ringing a customer again after no answer, busy or failed."""
+    callback_agent_retry_seconds: int = 30
+    """The wait after the agent's phone missed the call (not counted as an attempt); the
+    agent is not offered another callback for as long."""
+    callback_lease_seconds: int = 300
+    """A dialler's claim on a callback; renewed during the call, it lapses if the dialler dies."""
+    callback_customer_dial: str = "PJSIP/{number}@trunk"
+    """How Asterisk dials the customer for callbacks and click-to-call; ``{number}`` is the
+    E.164 number (``+79161234567``)."""
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25

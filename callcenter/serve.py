@@ -14,12 +14,13 @@ from aiohttp import web
 
 from callcenter.analytics.refresh import Refresher
 from callcenter.automation import run_automation
+from callcenter.automation.callbacks import CallbackPolicy
 from callcenter.automation.calls import bridge_calls
 from callcenter.automation.webhook import WebhookSender
 from callcenter.bus import Bus
 from callcenter.channels.email.worker import email_sender, run_email_worker
 from callcenter.channels.telegram.worker import TelegramChannel
-from callcenter.channels.telephony.dialler import CallbackDialler
+from callcenter.channels.telephony.dialler import CallbackDialler, ari_agents
 from callcenter.channels.telephony.fastagi import run_agi_server
 from callcenter.channels.telephony.servers import SideBySide, ami_servers, server_bus
 from callcenter.channels.telephony.service import TelephonyService, queue_settings
@@ -135,8 +136,14 @@ async def serve(settings: Settings, host: str, port: int, stop: asyncio.Event) -
             components.append(Component("ari", ari, health_name="ari"))
             app[CLICK_TO_CALL] = BusClickToCall(bus, settings.default_region)
             if servers:  # callbacks go to agents free on the server the ARI app dials through
-                region = settings.default_region
-                dialler = CallbackDialler(sessions, bus, telephony.state, region=region)
+                agents = ari_agents(settings, {t.server.name: t.state for t in services})
+                dialler = CallbackDialler(
+                    sessions,
+                    bus,
+                    agents,
+                    policy=CallbackPolicy.from_settings(settings),
+                    region=settings.default_region,
+                )
                 components.append(Component("callbacks", dialler.run))
         telegram = None
         if settings.telegram_token:

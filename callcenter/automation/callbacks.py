@@ -23,6 +23,7 @@ from callcenter.channels.telegram.models import (
     CallbackRequest,
     CallbackStatus,
 )
+from callcenter.config import ConfigError, Settings
 from callcenter.models import Call, CallOutcome, Channel, Direction, Interaction, User
 
 
@@ -79,15 +80,37 @@ async def pending_callbacks(session: AsyncSession) -> list[CallbackRequest]:
     )
 
 
+@dataclass(frozen=True)
+class CallbackChanged:
+    """Published on the bus when a callback is created, claimed or finished (the live list)."""
+
+    callback_id: int
+    status: CallbackStatus
+
+
 class DialOutcome(enum.StrEnum):
     CONNECTED = "connected"
     """The agent and the customer talked."""
     NO_ANSWER = "no_answer"
-    """The customer's phone rang (or was busy) and nobody took the call."""
+    """The customer's phone rang and nobody took the call."""
+    BUSY = "busy"
+    """The customer's line was busy."""
+    FAILED = "failed"
+    """The customer could not be reached (the trunk or the network refused the call)."""
     AGENT_MISSED = "agent_missed"
     """The agent's phone did not take the call; the customer was not bothered."""
     REFUSED = "refused"
     """The number cannot be dialled."""
+
+
+CUSTOMER_SIDE = frozenset({DialOutcome.NO_ANSWER, DialOutcome.BUSY, DialOutcome.FAILED})
+"""Attempts the customer saw (or that reached the trunk): counted and kept in their history."""
+_ATTEMPT_TEXT = {
+    DialOutcome.CONNECTED: "разговор {talk} с",
+    DialOutcome.NO_ANSWER: "не ответил",
+    DialOutcome.BUSY: "занято",
+    DialOutcome.FAILED: "не удалось дозвониться",
+}
 
 
 @dataclass(frozen=True)
@@ -97,7 +120,28 @@ class CallbackPolicy:
     retry_after: timedelta = timedelta(minutes=15)
     agent_retry_after: timedelta = timedelta(seconds=30)
     lease: timedelta = timedelta(minutes=5)
-    """Longer than the agent's and the customer's ring times together."""
+    """Renewed every third of itself while a call goes on; when a dialler dies, the callback
+    is taken up again once it lapses."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CallbackPolicy:
+        """The policy of the ``callback_*`` settings; ConfigError names a value out of range."""
+        limits = {
+            "callback_max_attempts": (1, 20),
+            "callback_retry_minutes": (1, 7 * 24 * 60),
+            "callback_agent_retry_seconds": (5, 3600),
+            "callback_lease_seconds": (60, 3600),
+        }
+        for name, (low, high) in limits.items():
+            value = getattr(settings, name)
+            if not low <= value <= high:
+                raise ConfigError(f"{name}: {value} is not between {low} and {high}")
+        return cls(
+            max_attempts=settings.callback_max_attempts,
+            retry_after=timedelta(minutes=settings.callback_retry_minutes),
+            agent_retry_after=timedelta(seconds=settings.callback_agent_retry_seconds),
+            lease=timedelta(seconds=settings.callback_lease_seconds),
+        )
 
 
 def _claimable(now: datetime, queues: Collection[str] | None):  # type: ignore[no-untyped-def]
@@ -165,26 +209,32 @@ async def claim_callback(
 
 @dataclass(frozen=True)
 class PlacedCall:
-    """The call a connected attempt made, stored as the customer's outbound call."""
+    """The call an attempt on the customer's side made, stored as their outbound call.
+
+    ``linkedid`` is unique per attempt: recording the same attempt twice stores it once."""
 
     linkedid: str
     started_at: datetime
-    answered_at: datetime
+    answered_at: datetime | None
     ended_at: datetime
 
 
-async def _record_call(session: AsyncSession, callback: CallbackRequest, call: PlacedCall) -> None:
+async def _record_call(
+    session: AsyncSession, callback: CallbackRequest, call: PlacedCall, outcome: DialOutcome
+) -> None:
     agent_id = await session.scalar(
         select(User.id).where(User.sip_endpoint == callback.agent_endpoint)
     )
-    talk = max(0, round((call.ended_at - call.answered_at).total_seconds()))
+    answered = call.answered_at if outcome is DialOutcome.CONNECTED else None
+    talk = max(0, round((call.ended_at - answered).total_seconds())) if answered else 0
+    result = _ATTEMPT_TEXT[outcome].format(talk=talk)
     interaction = Interaction(
         customer_id=callback.customer_id,
         ticket_id=callback.ticket_id,
         channel=Channel.CALL,
         direction=Direction.OUTBOUND,
         external_id=call.linkedid,
-        text=f"Обратный звонок на {callback.phone}, разговор {talk} с",
+        text=f"Обратный звонок на {callback.phone}: {result}",
         agent_id=agent_id,
         occurred_at=call.started_at,
     )
@@ -199,9 +249,9 @@ async def _record_call(session: AsyncSession, callback: CallbackRequest, call: P
             agent_endpoint=callback.agent_endpoint,
             caller_number=callback.phone,
             talk_seconds=talk,
-            outcome=CallOutcome.ANSWERED,
+            outcome=CallOutcome.ANSWERED if answered else CallOutcome.MISSED,
             started_at=call.started_at,
-            answered_at=call.answered_at,
+            answered_at=answered,
             ended_at=call.ended_at,
         )
     )
@@ -219,15 +269,19 @@ async def finish_attempt(
 ) -> CallbackRequest:
     """Record how a dialling attempt ended: done, retried later, or failed for good.
 
-    ``call``: for a connected attempt, the call to store in the customer's history."""
+    ``call``: for an attempt on the customer's side, the call to store in their history (a
+    missed one for no answer, busy or failed). An attempt whose call is already stored was
+    recorded before (the handler ran again): the row is left as that recording left it."""
     callback = await session.get(CallbackRequest, callback_id, with_for_update=True)
     if callback is None:
         raise LookupError(f"no callback {callback_id}")
     if call is not None:
-        await _record_call(session, callback, call)
+        if await session.scalar(select(Call.interaction_id).where(Call.linkedid == call.linkedid)):
+            return callback
+        await _record_call(session, callback, call, outcome)
     callback.lease_until = None
     callback.outcome = f"{outcome.value}: {reason}"[:200] if reason else outcome.value
-    if outcome in (DialOutcome.CONNECTED, DialOutcome.NO_ANSWER):
+    if outcome is DialOutcome.CONNECTED or outcome in CUSTOMER_SIDE:
         callback.attempts += 1
     if outcome is DialOutcome.CONNECTED:
         callback.status = CallbackStatus.DONE
@@ -235,7 +289,7 @@ async def finish_attempt(
         callback.status = CallbackStatus.FAILED
     else:
         callback.status = CallbackStatus.REQUESTED
-        wait = policy.retry_after if outcome is DialOutcome.NO_ANSWER else policy.agent_retry_after
+        wait = policy.retry_after if outcome in CUSTOMER_SIDE else policy.agent_retry_after
         callback.due_at = now + wait
     await session.flush()
     return callback

@@ -25,6 +25,7 @@ from callcenter.channels.telegram.models import CallbackRequest, CallbackStatus
 from callcenter.db import create_engine, session_factory, unit_of_work
 from callcenter.domain.customers import create_customer
 from callcenter.models import Call, CallOutcome, Direction, Interaction, Role, User
+from callcenter.screenpop.card import build_card
 from tests.automation.helpers import make_call, make_customer
 
 T0 = datetime(2025, 11, 14, 11, 23, tzinfo=UTC)
@@ -200,3 +201,79 @@ async def test_the_abandoned_call_rule_leaves_the_callback_to_the_calls_queue(
     )
     assert await _claim(sessions, queues=("sales",), at=T0 + timedelta(minutes=1)) is None
     assert await _claim(sessions, at=T0 + timedelta(minutes=1)) == callback.id
+
+
+async def test_every_attempt_on_the_customers_side_is_one_outbound_call_in_their_history(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    policy = CallbackPolicy(max_attempts=4, retry_after=timedelta(minutes=10))
+    customer_id = await make_customer(sessions, phone="+79161234567")
+    async with unit_of_work(sessions) as session:
+        callback_id = (
+            await request_callback(
+                session,
+                customer_id=customer_id,
+                ticket_id=None,
+                phone="+79161234567",
+                channel="call",
+                due_at=T0,
+                queue="support",
+            )
+        ).id
+    at = T0
+    for n, outcome in enumerate(
+        [DialOutcome.NO_ANSWER, DialOutcome.BUSY, DialOutcome.FAILED, DialOutcome.CONNECTED]
+    ):
+        async with unit_of_work(sessions) as session:
+            await claim_callback(
+                session, agent_endpoint="PJSIP/1001", queues=("support",), now=at, policy=policy
+            )
+        linkedid = f"callback-{callback_id}-{n}"
+        call = PlacedCall(linkedid, at, at + timedelta(seconds=5), at + timedelta(seconds=65))
+        for _ in range(2):  # the handler runs again for the same attempt: recorded once
+            async with unit_of_work(sessions) as session:
+                row = await finish_attempt(
+                    session, callback_id, outcome, reason="r", now=at, policy=policy, call=call
+                )
+                status, attempts = row.status, row.attempts
+        assert attempts == n + 1
+        at = at + policy.retry_after
+    assert status is CallbackStatus.DONE
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                select(Interaction.text, Interaction.direction, Call.outcome, Call.talk_seconds)
+                .join(Call, Call.interaction_id == Interaction.id)
+                .order_by(Interaction.occurred_at)
+            )
+        ).all()
+        card = await build_card(session, "+79161234567", at)
+    assert rows == [
+        ("Обратный звонок на +79161234567: не ответил", Direction.OUTBOUND, CallOutcome.MISSED, 0),
+        ("Обратный звонок на +79161234567: занято", Direction.OUTBOUND, CallOutcome.MISSED, 0),
+        (
+            "Обратный звонок на +79161234567: не удалось дозвониться",
+            Direction.OUTBOUND,
+            CallOutcome.MISSED,
+            0,
+        ),
+        (
+            "Обратный звонок на +79161234567: разговор 60 с",
+            Direction.OUTBOUND,
+            CallOutcome.ANSWERED,
+            60,
+        ),
+    ]
+    # The screen-pop's earlier contacts (and the customer's timeline) show every attempt.
+    assert [item.excerpt for item in card.timeline] == [text for text, *_ in reversed(rows)]
+
+
+async def test_an_attempt_the_agent_missed_is_not_in_the_customers_history(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    [callback_id] = await _callbacks(sessions, (timedelta(0), "support"))
+    await _claim(sessions)
+    status, attempts, *_ = await _finish(sessions, callback_id, DialOutcome.AGENT_MISSED)
+    assert (status, attempts) == (CallbackStatus.REQUESTED, 0)
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Interaction)) == 0

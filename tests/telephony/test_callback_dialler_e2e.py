@@ -27,7 +27,7 @@ from callcenter.channels.telephony.stasis import StasisApp
 from callcenter.config import Settings
 from callcenter.db import create_engine, session_factory, unit_of_work
 from callcenter.domain.customers import attach_identity, create_customer
-from callcenter.models import Call, IdentityKind, Role, User
+from callcenter.models import Call, CallOutcome, IdentityKind, Interaction, Role, User
 from callcenter.screenpop.service import ScreenPopService
 from callcenter.serve import serve
 from tests.telephony.conftest import CUSTOMER_NAME, CUSTOMER_NUMBER, Ami, Pbx
@@ -235,7 +235,16 @@ async def test_a_customer_who_does_not_answer_is_retried_later_then_failed(
             assert await dialler.run_once() == 0  # not yet: later
             rig.clock.shift = POLICY.retry_after + timedelta(seconds=1)
     assert row.status is CallbackStatus.FAILED and row.outcome.startswith("no_answer")
-    assert len(rig.requests) == 2 and await _calls(sessions) == []
+    assert len(rig.requests) == 2
+    # Each unanswered ring is an outbound call in the customer's history, missed.
+    calls = await _calls(sessions)
+    assert [(c.outcome, c.answered_at, c.agent_endpoint) for c in calls] == [
+        (CallOutcome.MISSED, None, "PJSIP/1001")
+    ] * 2
+    assert len({c.linkedid for c in calls}) == 2
+    async with sessions() as session:
+        texts = list(await session.scalars(select(Interaction.text).order_by(Interaction.id)))
+    assert texts == [f"Обратный звонок на {CUSTOMER_NUMBER}: не ответил"] * 2
     assert await dialler.run_once() == 0
 
 
@@ -277,7 +286,7 @@ async def test_callcenter_serve_dials_due_callbacks_when_ami_and_ari_are_configu
     """The composition root wires the dialler: the agent's phone rings for a due callback.
 
     The test Asterisk's trunk leads nowhere, so the customer cannot be reached: the attempt is
-    counted and the callback waits for a later try."""
+    counted (failed, stored as a missed outbound call) and the callback waits for a later try."""
     await pause(ami, "PJSIP/1001", False)
     await pause(ami, "PJSIP/1002", True)
     pbx_settings = pbx.process.settings
@@ -310,4 +319,6 @@ async def test_callcenter_serve_dials_due_callbacks_when_ami_and_ari_are_configu
     code, report = await agent.finish()
     assert code == 0, report  # rung, answered, hung up when the customer leg failed
     assert (row.status, row.agent_endpoint) == (CallbackStatus.REQUESTED, "PJSIP/1001")
-    assert row.outcome.startswith("no_answer") and row.due_at > datetime.now(UTC)
+    assert row.outcome.startswith("failed") and row.due_at > datetime.now(UTC)
+    [call] = await _calls(sessions)  # the failed attempt is in the customer's history
+    assert (call.outcome, call.answered_at) == (CallOutcome.MISSED, None)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -23,6 +24,8 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.automation.callbacks import (
+    CUSTOMER_SIDE,
+    CallbackChanged,
     CallbackPolicy,
     DialOutcome,
     PlacedCall,
@@ -31,7 +34,7 @@ from callcenter.automation.callbacks import (
     finish_attempt,
 )
 from callcenter.bus import Bus
-from callcenter.channels.telegram.models import CallbackRequest
+from callcenter.channels.telegram.models import CallbackRequest, CallbackStatus
 from callcenter.channels.telephony.clicktocall import (
     ClickToCallProgress,
     ClickToCallRefused,
@@ -42,6 +45,7 @@ from callcenter.channels.telephony.clicktocall import (
 )
 from callcenter.channels.telephony.events import AgentRinging, AgentState
 from callcenter.channels.telephony.state import AgentSnapshot
+from callcenter.config import ConfigError, Settings
 from callcenter.db import unit_of_work
 from callcenter.models import Customer, utcnow
 
@@ -54,6 +58,12 @@ START_SECONDS = 30.0
 STOP_SECONDS = 10.0
 NOBODY_ANSWERED = "nobody answered in time"
 """ClickToCall's reason when its ring times ran out."""
+_NO_ANSWER_CAUSES = frozenset(
+    {"no answer", "no user responding", "user alerting, no answer", "normal clearing",
+     "unknown", "left"}
+)  # fmt: skip
+"""Asterisk hangup causes (cause_txt) of a customer's phone that rang and was not answered."""
+_DIAL = re.compile(r"[A-Za-z][A-Za-z0-9_]*/[^\s{}]*\{number\}[^\s{}]*")
 
 
 class Agents(Protocol):
@@ -81,13 +91,44 @@ def free_queues(agent: AgentSnapshot) -> frozenset[str]:
 def _failure(reason: str, agent_rang: bool, customer_rung: bool) -> DialOutcome:
     """Whose failure it was: not placed or the agent's phone (try again soon: the customer
     never knew), or the customer's side, the trunk included (an attempt, so a number that
-    cannot be reached ends as failed)."""
+    cannot be reached ends as failed): busy, no answer, or failed (the customer's leg could
+    not be placed, or Asterisk's hangup cause says the number cannot be reached)."""
     agent_side = (
         not agent_rang
         or reason.startswith("agent")
         or (not customer_rung and reason == NOBODY_ANSWERED)
     )
-    return DialOutcome.AGENT_MISSED if agent_side else DialOutcome.NO_ANSWER
+    if agent_side:
+        return DialOutcome.AGENT_MISSED
+    cause = reason.removeprefix("customer:").strip().lower()
+    if "busy" in cause:
+        return DialOutcome.BUSY
+    if customer_rung and (reason == NOBODY_ANSWERED or cause in _NO_ANSWER_CAUSES):
+        return DialOutcome.NO_ANSWER
+    return DialOutcome.FAILED
+
+
+def customer_dial(settings: Settings) -> str:
+    """The dial string of the customer's leg, checked: ``Tech/...{number}...``."""
+    dial = settings.callback_customer_dial
+    if not _DIAL.fullmatch(dial) or dial.count("{number}") != 1:
+        raise ConfigError(
+            f"callback_customer_dial: {dial!r} is not Tech/resource with one {{number}}, "
+            "like PJSIP/{number}@trunk"
+        )
+    return dial
+
+
+def ari_agents(settings: Settings, states: Mapping[str, Agents]) -> Agents:
+    """The live state of the server the ARI application dials through (``ari_server``).
+
+    ARI is one per deployment (``ari_url``): an agent's endpoint and the customer's trunk are
+    those of the agent's own Asterisk, so callbacks go to that server's free agents only."""
+    name = settings.ari_server or next(iter(states))
+    if name not in states:
+        known = ", ".join(sorted(states))
+        raise ConfigError(f"ari_server: {name!r} is none of ami_servers ({known})")
+    return states[name]
 
 
 class CallbackDialler:
@@ -146,6 +187,7 @@ class CallbackDialler:
             job = await self._claim(agent)
             if job is None:
                 continue
+            self.bus.publish(CallbackChanged(job.callback_id, CallbackStatus.ASSIGNED))
             key = job.queue if job.queue in due else ""
             due[key] = due.get(key, 1) - 1
             if due[key] <= 0:
@@ -200,6 +242,7 @@ class CallbackDialler:
             log.exception("callback %s: could not record %s", job.callback_id, outcome)
             return
         log.info("callback %s: %s (%s) -> %s", job.callback_id, outcome, reason, row.status)
+        self.bus.publish(CallbackChanged(job.callback_id, row.status))
 
     async def _dial(self, job: _Job) -> tuple[DialOutcome, str, PlacedCall | None]:
         request = ClickToCallRequested(job.agent.interface, job.phone)
@@ -253,7 +296,8 @@ class CallbackDialler:
                 return DialOutcome.CONNECTED, update.reason, call
             elif update.state is State.FAILED:
                 outcome = _failure(update.reason, agent_rang, customer_rung)
-                return outcome, update.reason, None
+                rung = PlacedCall(linkedid, started, None, self.now())
+                return outcome, update.reason, rung if outcome in CUSTOMER_SIDE else None
 
     def _ringing(self, job: _Job, linkedid: str) -> AgentRinging:
         """The screen-pop trigger: the agent sees the customer's card while the phone rings."""

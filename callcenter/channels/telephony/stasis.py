@@ -25,6 +25,7 @@ from callcenter.channels.telephony.clicktocall import (
     ClickToCallRequested,
     ClickToCallTimings,
 )
+from callcenter.channels.telephony.dialler import customer_dial
 from callcenter.channels.telephony.survey import (
     QUESTIONS,
     CallSurveyAnswered,
@@ -187,7 +188,9 @@ async def run_ari_app(
 ) -> None:
     """Keep the Stasis app registered (across Asterisk restarts) until ``stop`` is set."""
     ari = AriClient(settings.ari_url, settings.ari_user, settings.ari_password, settings.ari_app)
-    app = StasisApp(ari, sessions, bus, region=settings.default_region)
+    app = StasisApp(
+        ari, sessions, bus, customer_dial=customer_dial(settings), region=settings.default_region
+    )
     bus.subscribe(ClickToCallRequested, app.click_to_call)
     await ari.start(timeout=None)
     try:
