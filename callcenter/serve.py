@@ -14,6 +14,7 @@ from aiohttp import web
 
 from callcenter.analytics.refresh import Refresher
 from callcenter.automation import run_automation
+from callcenter.automation.callback_watch import NewCallbacks
 from callcenter.automation.callbacks import CallbackPolicy
 from callcenter.automation.calls import bridge_calls
 from callcenter.automation.webhook import WebhookSender
@@ -49,6 +50,7 @@ from callcenter.web.app import create_app
 from callcenter.web.fanout import Fanout, close_inactive
 from callcenter.web.keys import CLICK_TO_CALL, CONTROL, WALLBOARD
 from callcenter.web.streams import Hub
+from callcenter.web.views.callbacks import push_callback_changes
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,7 @@ async def serve(settings: Settings, host: str, port: int, stop: asyncio.Event) -
     bus, hub = Bus(), Hub()
     app = create_app(settings, engine=engine, hub=hub, bus=bus)
     bridge_calls(bus)  # stored calls trigger the call rules (summary, abandoned-call callback)
+    push_callback_changes(bus, hub)  # the live callback list
 
     async with aiohttp.ClientSession() as http:
         crm = crm_connector(settings, http)
@@ -96,6 +99,7 @@ async def serve(settings: Settings, host: str, port: int, stop: asyncio.Event) -
             database_probe(engine),
             Component("analytics", Refresher(sessions, settings.timezone).run),
             Component("crm-feed", CatchUp(sessions, feed).run),
+            Component("new-callbacks", NewCallbacks(sessions, bus).run),
         ]
         if engine.dialect.name == "postgresql":  # several web processes may share it
             fanout = Fanout(hub, functools.partial(close_inactive, hub, sessions))
