@@ -228,43 +228,42 @@ async def overview(session: AsyncSession, f: Filters) -> list[Table]:
                 ]
             )
 
-    contacts = _contacts_where(f)
-    by_channel = Table(
-        "volume_channel", ["analytics.channel", "analytics.contacts"], kinds=["channel", "int"]
-    )
-    by_channel.rows = [
-        list(r)
-        for r in await session.execute(
-            select(ContactRollup.channel, func.sum(ContactRollup.contacts))
-            .where(*contacts)
-            .group_by(ContactRollup.channel)
-            .order_by(ContactRollup.channel)
-        )
-    ]
-    by_intent = Table(
-        "volume_intent", ["analytics.intent", "analytics.contacts"], kinds=["intent", "int"]
-    )
-    total = func.sum(ContactRollup.contacts)
-    by_intent.rows = [
-        list(r)
-        for r in await session.execute(
-            select(ContactRollup.intent, total)
-            .where(*contacts)
-            .group_by(ContactRollup.intent)
-            .order_by(total.desc(), ContactRollup.intent)
-        )
-    ]
-    return [frt, resolution, by_channel, by_intent, await _service(session, f)]
+    return [frt, resolution, *await _contacts(session, f)]
 
 
-async def _service(session: AsyncSession, f: Filters) -> Table:
-    """Service level and abandon rate per queue and hour of the day."""
+async def _contacts(session: AsyncSession, f: Filters) -> list[Table]:
+    """Volume per channel and per intent; service level and abandon rate per queue and hour
+    of the day. One pass over the rollup, summed here."""
     counted = {
         name: flag
         for name, flag in await session.execute(
             select(Queue.name, Queue.abandoned_in_service_level)
         )
     }
+    columns = ("contacts", "calls", "answered", "answered_in_sl", "abandoned")
+    keys = (ContactRollup.channel, ContactRollup.intent, ContactRollup.queue, ContactRollup.hour)
+    rows = await session.execute(
+        select(*keys, *(func.sum(getattr(ContactRollup, c)) for c in columns))
+        .where(*_contacts_where(f))
+        .group_by(*keys)
+    )
+    channels: Counter[str] = Counter()
+    intents: Counter[str] = Counter()
+    service: dict[tuple[str, int], Counter[str]] = defaultdict(Counter)
+    for channel, intent, queue, hour, *sums in rows:
+        figures = dict(zip(columns, sums, strict=True))
+        channels[channel] += figures["contacts"]
+        intents[intent] += figures["contacts"]
+        if queue:
+            service[(queue, hour)].update(figures)
+    by_channel = Table(
+        "volume_channel", ["analytics.channel", "analytics.contacts"], kinds=["channel", "int"]
+    )
+    by_channel.rows = [[c, n] for c, n in sorted(channels.items())]
+    by_intent = Table(
+        "volume_intent", ["analytics.intent", "analytics.contacts"], kinds=["intent", "int"]
+    )
+    by_intent.rows = [[i, n] for i, n in sorted(intents.items(), key=lambda x: (-x[1], x[0]))]
     table = Table(
         "service",
         [
@@ -278,25 +277,20 @@ async def _service(session: AsyncSession, f: Filters) -> Table:
         ],
         kinds=["text", "hour", "int", "int", "int", "percent", "percent"],
     )
-    rows = await session.execute(
-        select(
-            ContactRollup.queue,
-            ContactRollup.hour,
-            func.sum(ContactRollup.calls),
-            func.sum(ContactRollup.answered),
-            func.sum(ContactRollup.answered_in_sl),
-            func.sum(ContactRollup.abandoned),
-        )
-        .where(*_contacts_where(f), ContactRollup.queue != "")
-        .group_by(ContactRollup.queue, ContactRollup.hour)
-        .order_by(ContactRollup.queue, ContactRollup.hour)
-    )
-    for queue, hour, calls, answered, in_sl, abandoned in rows:
-        base = answered + (abandoned if counted.get(queue) else 0)
+    for (queue, hour), n in sorted(service.items()):
+        base = n["answered"] + (n["abandoned"] if counted.get(queue) else 0)
         table.rows.append(
-            [queue, hour, calls, answered, abandoned, rate(in_sl, base), rate(abandoned, calls)]
+            [
+                queue,
+                hour,
+                n["calls"],
+                n["answered"],
+                n["abandoned"],
+                rate(n["answered_in_sl"], base),
+                rate(n["abandoned"], n["calls"]),
+            ]
         )
-    return table
+    return [by_channel, by_intent, table]
 
 
 async def repeat_contacts(session: AsyncSession, f: Filters) -> list[Table]:
