@@ -87,8 +87,9 @@ def serve(conn: Connection, batch: list[tuple[int, str]]) -> None:
     asyncio.run(run())
 
 
-async def run_worker(url: str, batch: list[tuple[int, str]]) -> tuple[int, float]:
-    """Updates stored after the first batch, and the seconds they took."""
+async def run_worker(url: str, batch: list[tuple[int, str]]) -> tuple[int, float, float]:
+    """Updates stored after the first batch, the seconds they took, and the CPU seconds the
+    worker's process spent on them (without the server's or PostgreSQL's)."""
     parent, child = multiprocessing.get_context("spawn").Pipe()
     server = multiprocessing.get_context("spawn").Process(target=serve, args=(child, batch))
     server.start()
@@ -105,16 +106,16 @@ async def run_worker(url: str, batch: list[tuple[int, str]]) -> tuple[int, float
             )
             channel = TelegramChannel(settings, session_factory(engine), Bus(), poll_timeout=0)
             first = await channel.poller.run_once()
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             while await channel.poller.run_once():
                 pass
-            elapsed = time.perf_counter() - started
+            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
             await channel.close()
         await engine.dispose()
     finally:
         parent.send("stop")
         server.join()
-    return len(batch) - first, elapsed
+    return len(batch) - first, elapsed, cpu
 
 
 async def run_baseline(url: str, batch: list[tuple[int, str]]) -> float:
@@ -187,10 +188,11 @@ async def main() -> None:
     for round_ in range(1, args.rounds + 1):
         async with postgres_database("cc_bench") as url:
             await upgrade_async(url)
-            count, worker = await run_worker(url, batch)
+            count, worker, cpu = await run_worker(url, batch)
         print(
             f"  round {round_} worker   {count / worker:8,.0f} updates/s"
-            f"  ({count} in {worker:.2f} s; goal 1,000/s)  {load()}"
+            f"  ({count} in {worker:.2f} s, {cpu / count * 1e3:.2f} ms CPU each in the worker;"
+            f" goal 1,000/s)  {load()}"
         )
         async with postgres_database("cc_bench") as url:
             await upgrade_async(url)
