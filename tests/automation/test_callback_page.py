@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from callcenter.automation.callbacks import (
     CallbackPolicy,
     DialOutcome,
+    PlacedCall,
     claim_callback,
     finish_attempt,
     request_callback,
@@ -60,6 +61,7 @@ async def test_agents_and_supervisors_see_callbacks_with_their_dialling_state(
             reason="customer: no answer",
             now=now,
             policy=CallbackPolicy(max_attempts=1),
+            call=PlacedCall(f"callback-{tried.id}-1", now, None, now + timedelta(seconds=45)),
         )
     for name in ("anna", "sveta"):
         who = await signed_in(name)
@@ -71,6 +73,9 @@ async def test_agents_and_supervisors_see_callbacks_with_their_dialling_state(
         assert "no_answer: customer: no answer" in page
         assert 'data-status="requested"' in page and "ждёт" in page
         assert HOSTILE not in page and "&lt;img src=x" in page
+        # The unanswered ring is in the customer's history.
+        history = await (await who.get(f"/customers/{customer.id}", headers=HTML)).text()
+        assert "Обратный звонок на +7916" in history and ": не ответил" in history
 
 
 async def test_the_supervisor_pages_callback_tile_leads_to_the_list(
