@@ -21,7 +21,7 @@ from callcenter.automation.webhook import WebhookSender
 from callcenter.bus import Bus
 from callcenter.channels.email.worker import email_sender, run_email_worker
 from callcenter.channels.telegram.worker import TelegramChannel
-from callcenter.channels.telephony.dialler import CallbackDialler, ari_agents
+from callcenter.channels.telephony.dialler import CallbackDialler, ari_agents, customer_dial
 from callcenter.channels.telephony.fastagi import run_agi_server
 from callcenter.channels.telephony.servers import SideBySide, ami_servers, server_bus
 from callcenter.channels.telephony.service import TelephonyService, queue_settings
@@ -136,6 +136,7 @@ async def serve(settings: Settings, host: str, port: int, stop: asyncio.Event) -
         else:
             log.warning("CALLCENTER_AMI_PASSWORD is not set: telephony is off")
         if settings.ari_password:
+            customer_dial(settings)  # a bad dial string stops serve here, not the ARI app later
             ari = functools.partial(run_ari_app, settings, sessions, bus)
             components.append(Component("ari", ari, health_name="ari"))
             app[CLICK_TO_CALL] = BusClickToCall(bus, settings.default_region)

@@ -3,6 +3,7 @@ and environment, checked; whose failure an ended attempt was; which server's age
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,8 +16,10 @@ from callcenter.channels.telephony.dialler import (
     ari_agents,
     customer_dial,
 )
+from callcenter.channels.telephony.pbxconfig import free_port
 from callcenter.channels.telephony.state import LiveState
 from callcenter.config import ConfigError, Settings, load_settings
+from callcenter.serve import serve
 
 
 def test_the_policy_and_dial_string_come_from_the_config_file_and_environment(
@@ -95,3 +98,28 @@ def test_callbacks_ring_the_agents_of_the_server_ari_dials_through() -> None:
     assert ari_agents(Settings(), {"": msk}) is msk
     with pytest.raises(ConfigError, match="ari_server: 'kzn' is none of ami_servers"):
         ari_agents(Settings(ari_server="kzn"), states)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("setting", "value", "named"),
+    [
+        ("callback_customer_dial", "PJSIP/trunk", "callback_customer_dial"),
+        ("callback_retry_minutes", 0, "callback_retry_minutes"),
+        ("ari_server", "kzn", "ari_server"),
+    ],
+)
+async def test_callcenter_serve_refuses_to_start_with_a_bad_callback_setting(
+    database_url: str, tmp_path: Path, setting: str, value: object, named: str
+) -> None:
+    """Checked before anything runs (the CLI prints the error), not in a restart loop."""
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=database_url,
+        ami_password="secret",  # telephony on; nothing is connected before the check
+        ari_password="secret",
+        session_key="x" * 48,
+        **{setting: value},  # type: ignore[arg-type]
+    )
+    with pytest.raises(ConfigError, match=named):
+        await asyncio.wait_for(serve(settings, "127.0.0.1", free_port(), asyncio.Event()), 30)
