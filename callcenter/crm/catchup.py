@@ -2,8 +2,9 @@
 messages, agents' replies, calls and solves past a stored checkpoint and queues what the feed
 would have queued; the feed's keys (``once``) make a repeat a no-op.
 
-Rows are read again until they are ``GRACE`` old before the checkpoint passes them, because a
-transaction that took a lower id (or an earlier ``solved_at``) may commit after a higher one.
+A transaction that took a lower id (or an earlier ``solved_at``) may commit after a higher one,
+so the checkpoint only passes what a pass read ``GRACE`` ago (by the scan's own clock: a ticket's
+``created_at`` is its first message's date); meanwhile rows are read again but handled once.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -57,13 +59,26 @@ def _query(source: str, checkpoint: FeedCheckpoint) -> Any:
     )
 
 
-async def _start(session: AsyncSession, source: str, cutoff: datetime) -> FeedCheckpoint:
+Key = tuple[Any, ...]
+"""A row's place in its source's order: (id,), or (solved_at, id) for solves."""
+
+
+def _key(source: str, row: Any) -> Key:
+    return (row[1], row[0]) if source == "solved" else (row[0],)
+
+
+def _position(source: str, checkpoint: FeedCheckpoint) -> Key:
+    return (checkpoint.last_at, checkpoint.last_id) if source == "solved" else (checkpoint.last_id,)
+
+
+async def _start(session: AsyncSession, source: str, now: datetime) -> FeedCheckpoint:
     """A new checkpoint: history before the deployment is not replayed."""
     if source == "solved":
-        return FeedCheckpoint(source=source, last_id=0, last_at=cutoff)
+        return FeedCheckpoint(source=source, last_id=0, last_at=now)
     table = {"tickets": Ticket, "messages": Interaction, "calls": Interaction}[source]
-    last = await session.scalar(select(func.max(table.id)).where(table.created_at < cutoff))
-    return FeedCheckpoint(source=source, last_id=last or 0)
+    return FeedCheckpoint(
+        source=source, last_id=await session.scalar(select(func.max(table.id))) or 0
+    )
 
 
 class CatchUp:
@@ -83,6 +98,10 @@ class CatchUp:
         self.grace = grace
         self.batch = batch
         self.idle_seconds = idle_seconds
+        self._read: dict[str, set[Key]] = {source: set() for source in SOURCES}
+        """Rows past the checkpoint this scan has handled: each once per process."""
+        self._passes: dict[str, deque[tuple[datetime, Key]]] = {s: deque() for s in SOURCES}
+        """When each recent pass ran and the last row it read."""
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -111,20 +130,28 @@ class CatchUp:
             await self.feed.ticket_solved(session, row_id)
 
     async def _scan(self, source: str) -> int:
-        cutoff = self.now() - self.grace
+        now = self.now()
+        read, passes = self._read[source], self._passes[source]
         async with self.sessions() as session, session.begin():
             checkpoint = await session.get(FeedCheckpoint, source)
             if checkpoint is None:
-                session.add(await _start(session, source, cutoff))
+                session.add(await _start(session, source, now))
                 return 0
             query = _query(source, checkpoint)
             if source != "solved":
                 query = query.order_by(query.selected_columns[0])
             rows = list(await session.execute(query.limit(self.batch)))
-            for row_id, _, reply in rows:
-                await self._handle(source, session, row_id, bool(reply))
-            for row_id, at, _ in rows:
-                if at >= cutoff:
-                    break
-                checkpoint.last_id, checkpoint.last_at = row_id, at
-        return len(rows)
+            new = [row for row in rows if _key(source, row) not in read]
+            for row in new:
+                await self._handle(source, session, row[0], bool(row[2]))
+            if rows:
+                passes.append((now, _key(source, rows[-1])))
+            while passes and passes[0][0] <= now - self.grace:
+                _, last = passes.popleft()
+                if last > _position(source, checkpoint):
+                    checkpoint.last_id = last[-1]
+                    checkpoint.last_at = last[0] if source == "solved" else None
+            position = _position(source, checkpoint)
+        read.update(_key(source, row) for row in new)
+        read.difference_update([key for key in read if key <= position])
+        return len(new)

@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import timedelta
 
 import aiohttp
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.bus import Bus
@@ -21,7 +21,15 @@ from callcenter.crm.sender import CrmSender
 from callcenter.crm.webhooks import EVENTS, SignedWebhookSender
 from callcenter.domain.tickets import record_reply, set_status
 from callcenter.health import HealthRegistry
-from callcenter.models import Call, CallOutcome, Channel, OutboxStatus, TicketStatus, utcnow
+from callcenter.models import (
+    Call,
+    CallOutcome,
+    Channel,
+    OutboxStatus,
+    Ticket,
+    TicketStatus,
+    utcnow,
+)
 from callcenter.outbox import OutboxWorker
 from tests.automation.helpers import (
     SECRET,
@@ -149,3 +157,31 @@ async def test_a_ticket_solved_again_after_a_reopening_is_a_new_event(
         await catchup.run_once()
         await catchup.run_once()
     assert kinds(await outbox_rows(sessions)) == {"ticket.solved": 2}
+
+
+async def test_a_lower_id_committed_late_is_still_read_and_each_row_handled_once(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    clock = Clock(utcnow())
+    feed = Feed(sessions, crm=True)
+    catchup = CatchUp(sessions, feed, now=clock)
+    await catchup.run_once()
+    customer = await make_customer(sessions, "Пётр", phone="+79167654321")
+    async with sessions() as session:
+        base = (await session.scalar(select(func.max(Ticket.id)))) or 0
+
+    async def ticket(ticket_id: int) -> None:
+        async with sessions() as session, session.begin():
+            session.add(Ticket(id=ticket_id, customer_id=customer, channel=Channel.CALL))
+
+    await ticket(base + 110)
+    assert await catchup.run_once() == 1
+    clock.advance(seconds=60)
+    await ticket(base + 105)  # its transaction began first and committed late
+    assert await catchup.run_once() == 1  # only the new row is handled
+    clock.advance(seconds=GRACE.total_seconds())
+    assert await catchup.run_once() == 0
+    rows = await outbox_rows(sessions)
+    assert sorted(r.payload["ticket"]["ticket_id"] for r in rows) == [base + 105, base + 110]
+    async with sessions() as session:
+        assert (await session.get(FeedCheckpoint, "tickets")).last_id == base + 110
