@@ -36,9 +36,9 @@ from callcenter.crm.setup import lookup as crm_lookup
 from callcenter.crm.setup import recording_links
 from callcenter.crm.webhooks import SignedWebhookSender
 from callcenter.dashboard.board import Policy
-from callcenter.dashboard.control import AmiControl
+from callcenter.dashboard.control import AmiControl, RoutedControl, TelephonyControl
 from callcenter.dashboard.dialer import BusClickToCall
-from callcenter.dashboard.wallboard import Wallboard
+from callcenter.dashboard.wallboard import LiveFigures, Wallboard
 from callcenter.dashboard.watch import BacklogWatch
 from callcenter.db import create_engine, session_factory
 from callcenter.health_probe import database_probe
@@ -116,25 +116,30 @@ async def serve(settings: Settings, host: str, port: int, stop: asyncio.Event) -
                 )
                 for s in servers
             ]
-            telephony = services[0]  # supervisor control acts on the first server
-            figures = telephony.state
-            if several:  # queues of every server side by side on the one wallboard
-                figures = SideBySide({t.server.name: t.state for t in services})
-            policy = Policy.from_settings(settings)
-            wallboard = Wallboard(figures, hub.publish_to_role, policy=policy)
-            wallboard.subscribe(bus)
-            zone = ZoneInfo(settings.timezone)
-            tiles = BacklogWatch(sessions, policy.answer_promise, wallboard.set_backlog, zone=zone)
-            tiles.subscribe(bus)
-            app[WALLBOARD], app[CONTROL] = wallboard, AmiControl(telephony.ami)
+            states = {t.server.name: t.state for t in services}
+            figures: LiveFigures = services[0].state
+            control: TelephonyControl = AmiControl(services[0].ami)
+            if several:  # queues side by side; each action goes to the agent's own server
+                figures = SideBySide(states)
+                controls = {t.server.name: AmiControl(t.ami) for t in services}
+                control = RoutedControl(controls, states)
+            app[CONTROL] = control
             for service in services:
                 name = f"telephony:{service.server.name}" if several else "telephony"
                 health_name = service.server.health_name
                 components.append(Component(name, service.run, health_name=health_name))
-            components.append(Component("wallboard", wallboard.run))
-            components.append(Component("wallboard-tiles", tiles.run))
         else:
             log.warning("CALLCENTER_AMI_PASSWORD is not set: telephony is off")
+            figures = SideBySide({})  # the omnichannel tiles alone
+        policy = Policy.from_settings(settings)
+        wallboard = Wallboard(figures, hub.publish_to_role, policy=policy)
+        wallboard.subscribe(bus)
+        zone = ZoneInfo(settings.timezone)
+        tiles = BacklogWatch(sessions, policy.answer_promise, wallboard.set_backlog, zone=zone)
+        tiles.subscribe(bus)
+        app[WALLBOARD] = wallboard
+        components.append(Component("wallboard", wallboard.run))
+        components.append(Component("wallboard-tiles", tiles.run))
         if settings.ari_password:
             customer_dial(settings)  # a bad dial string stops serve here, not the ARI app later
             ari = functools.partial(run_ari_app, settings, sessions, bus)

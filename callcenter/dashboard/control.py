@@ -12,7 +12,12 @@ import enum
 import logging
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Protocol
+
+from callcenter.channels.telephony.events import AgentState
+from callcenter.channels.telephony.state import AgentSnapshot
+from callcenter.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -154,3 +159,62 @@ class AmiControl:
 
     async def spy(self, supervisor: str, agent: str, mode: SpyMode) -> None:
         await self._send(spy_action(supervisor, agent, mode))
+
+
+class AgentFigures(Protocol):
+    """One server's live state (state.LiveState): where its agents are."""
+
+    def agent_snapshots(self, now: datetime) -> list[AgentSnapshot]: ...
+
+
+class RoutedControl:
+    """Several Asterisk servers: each action goes to the server that holds the agent's
+    endpoint, or the queue named ``server/queue`` as the side-by-side wallboard names it (queue
+    membership and ChanSpy are local to one Asterisk)."""
+
+    def __init__(
+        self, controls: Mapping[str, TelephonyControl], states: Mapping[str, AgentFigures]
+    ) -> None:
+        self._controls = controls
+        self._states = states
+
+    def _holding(self, interface: str, *, on_call: bool = False) -> str:
+        now = utcnow()
+        for server, state in self._states.items():
+            for agent in state.agent_snapshots(now):
+                if agent.interface == interface and (
+                    not on_call or agent.state is AgentState.ON_CALL
+                ):
+                    return server
+        raise ValueError(f"no server holds the agent {interface!r}")
+
+    def _route(self, interface: str, queue: str | None) -> tuple[TelephonyControl, str | None]:
+        if queue is None:
+            return self._controls[self._holding(interface)], None
+        server, slash, name = queue.partition("/")
+        if not slash:
+            return self._controls[self._holding(interface)], queue
+        if server not in self._controls:
+            raise ValueError(f"no such server: {server!r}")
+        return self._controls[server], name
+
+    async def pause(self, interface: str, reason: str, queue: str | None = None) -> None:
+        control, queue = self._route(interface, queue)
+        await control.pause(interface, reason, queue)
+
+    async def resume(self, interface: str, queue: str | None = None) -> None:
+        control, queue = self._route(interface, queue)
+        await control.resume(interface, queue)
+
+    async def log_in(self, interface: str, queue: str, name: str = "") -> None:
+        control, name_in_server = self._route(interface, queue)
+        await control.log_in(interface, name_in_server or queue, name)
+
+    async def log_out(self, interface: str, queue: str) -> None:
+        control, name_in_server = self._route(interface, queue)
+        await control.log_out(interface, name_in_server or queue)
+
+    async def spy(self, supervisor: str, agent: str, mode: SpyMode) -> None:
+        """Originated on the agent's server: the supervisor's phone must be registered there."""
+        control = self._controls[self._holding(agent, on_call=True)]
+        await control.spy(supervisor, agent, mode)

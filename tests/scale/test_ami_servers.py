@@ -1,6 +1,7 @@
 """Two real Asterisk servers, each with its own AMI connection, feeding one wallboard: the
 queues show side by side keyed by server, a call waiting on the second shows only there, and
-its record is stored once."""
+its record is stored once. A supervisor's control reaches the second server: she pauses and
+resumes its agent, and listens in on his call from her phone there."""
 
 from __future__ import annotations
 
@@ -87,6 +88,7 @@ async def test_two_asterisk_servers_feed_one_wallboard_side_by_side(
                     username="sveta",
                     role=Role.SUPERVISOR,
                     password_hash=hash_password("password-sveta"),
+                    sip_endpoint="PJSIP/1003",
                 )
             )
         port = free_port()
@@ -162,9 +164,73 @@ async def test_two_asterisk_servers_feed_one_wallboard_side_by_side(
                         break
                     await asyncio.sleep(0.2)
             assert call.outcome is CallOutcome.ABANDONED and call.queue == "support"
+
+            await control_reaches_the_second_server(sveta, wallboard, spb, second_pbx, start_sipp)
         finally:
             await sveta.close()
             await spb.stop()
             stop.set()
             await asyncio.wait_for(task, 20)
             await engine.dispose()
+
+
+async def member_on(ami: AmiClient, interface: str) -> dict[str, str]:
+    response = await ami.send_action(
+        {"Action": "QueueStatus", "Queue": "support", "Member": interface}
+    )
+    [member] = [e for e in response.events if e.get("Event") == "QueueMember"]
+    return dict(member)
+
+
+async def agents_on(wallboard) -> dict[tuple[str, ...], dict]:
+    """The wallboard's agents keyed by (interface, their queues): 1001 is on both servers."""
+    board = await next_event(wallboard, "wallboard")
+    return {(a["interface"], *a["queues"]): a for a in board["agents"]}
+
+
+async def spies_on(ami: AmiClient) -> list[str]:
+    response = await ami.send_action({"Action": "CoreShowChannels"})
+    return [
+        e.get("ApplicationData", "")
+        for e in response.events
+        if e.get("Event") == "CoreShowChannel"
+        and e.get("Channel", "").startswith("PJSIP/1003-")
+        and e.get("Application") == "ChanSpy"
+    ]
+
+
+async def control_reaches_the_second_server(
+    sveta: Visitor, wallboard, spb: AmiClient, second_pbx: Pbx, start_sipp
+) -> None:
+    anna = ("PJSIP/1001", "spb/support")
+    form = {"interface": "PJSIP/1001", "queue": "spb/support", "reason": "обед"}
+    paused = await sveta.post_form("/supervisor/agents/pause", form)
+    assert paused.status == 200, await paused.text()
+    assert (await member_on(spb, "PJSIP/1001"))["Paused"] == "1"
+    async with asyncio.timeout(20):
+        while (agents := await agents_on(wallboard))[anna]["state"] != "paused":
+            pass
+    assert agents[("PJSIP/1001", "msk/support")]["state"] != "paused"  # the first: untouched
+    resumed = await sveta.post_form("/supervisor/agents/resume", form)
+    assert resumed.status == 200, await resumed.text()
+    assert (await member_on(spb, "PJSIP/1001"))["Paused"] == "0"
+
+    phone = await start_sipp("agent_answer.xml", second_pbx.agent_ports["1001"], "-d", "300")
+    caller = await start_sipp(
+        "customer_call.xml", free_port(socket.SOCK_DGRAM), "-s", OUR_NUMBER, "-d", "15000",
+        f"127.0.0.1:{second_pbx.process.settings.sip_port}",
+    )  # fmt: skip
+    supervisor = await start_sipp(
+        "agent_answer.xml", second_pbx.agent_ports["1003"], "-d", "200", "-m", "1"
+    )
+    async with asyncio.timeout(20):
+        while (await agents_on(wallboard))[anna]["state"] != "on_call":
+            pass
+    listen = await sveta.post_form("/supervisor/spy/listen", {"interface": "PJSIP/1001"})
+    assert listen.status == 200, await listen.text()
+    async with asyncio.timeout(15):
+        while await spies_on(spb) != ["PJSIP/1001-,qE"]:
+            await asyncio.sleep(0.2)
+    for process in (caller, phone, supervisor):
+        code, report = await process.finish()
+        assert code == 0, report

@@ -1,7 +1,8 @@
 """The supervisor's page: the live wallboard (pushed over /events) and the agent controls.
 
-The wallboard and the telephony control are in the app only when telephony runs (``serve``
-with an AMI password); without them the page says so and shows the staff list alone.
+``serve`` always runs the wallboard (the omnichannel tiles need no PBX); the telephony control
+is there only when telephony runs (an AMI password): without it the page says so, and without a
+wallboard at all (an app built without ``serve``) it shows the staff list alone.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ async def supervisor_home(request: web.Request) -> web.Response:
         "agents": agents,
         "online": online,
         "board": wallboard.snapshot() if wallboard is not None else None,
+        "telephony": CONTROL in request.app,
         "names": names,
         "labels": {k: v for k, v in texts.items() if k.startswith("wallboard.")},
         "reasons": [v for k, v in texts.items() if k.startswith("wallboard.reason_")],

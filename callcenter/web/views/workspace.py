@@ -68,7 +68,7 @@ def own_status(request: web.Request, user: User) -> dict[str, Any]:
         agents = wallboard.snapshot()["agents"]
         found = next((a for a in agents if a["interface"] == user.sip_endpoint), {})
     return {
-        "telephony": wallboard is not None,
+        "telephony": CONTROL in request.app,
         "endpoint": user.sip_endpoint or "",
         "state": found.get("state", "offline"),
         "reason": found.get("reason", ""),
