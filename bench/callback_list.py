@@ -1,0 +1,85 @@
+"""The live callback list's costs: the new-callback check every process makes every 2 s and
+the rows the page fetches on each change, over a table of many finished callbacks.
+
+    .venv/bin/python bench/callback_list.py [DATABASE_URL]   (default: a temporary SQLite)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import insert
+
+from callcenter.automation.callback_watch import NewCallbacks
+from callcenter.automation.callbacks import recent_callbacks
+from callcenter.bus import Bus
+from callcenter.channels.telegram.models import CallbackRequest, CallbackStatus
+from callcenter.db import create_engine, session_factory, unit_of_work
+from callcenter.domain.customers import create_customer
+from callcenter.migrate import upgrade_async
+
+ROWS = 100_000
+CHECKS = 500
+LISTS = 50
+
+
+async def bench(url: str) -> None:
+    await upgrade_async(url)
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    try:
+        now = datetime.now(UTC)
+        async with unit_of_work(sessions) as session:
+            customer = await create_customer(session, "Иван Петров")
+        rows = [
+            {
+                "queue": "support",
+                "customer_id": customer.id,
+                "phone": "+79161234567",
+                "channel": "call",
+                "status": CallbackStatus.DONE if n % 10 else CallbackStatus.REQUESTED,
+                "created_at": now - timedelta(minutes=n),
+                "due_at": now - timedelta(minutes=n),
+                "last_attempt_at": now - timedelta(minutes=n),
+                "note": "",
+            }
+            for n in range(ROWS)
+        ]
+        async with unit_of_work(sessions) as session:
+            for start in range(0, ROWS, 5000):
+                await session.execute(insert(CallbackRequest), rows[start : start + 5000])
+        watch = NewCallbacks(sessions, Bus())
+        await watch.check()
+        started = time.perf_counter()
+        for _ in range(CHECKS):
+            await watch.check()
+        check = (time.perf_counter() - started) / CHECKS
+        name = engine.dialect.name
+        print(f"{name}: new-callback check {check * 1e3:.2f} ms over {ROWS} callbacks "
+              f"(load {os.getloadavg()[0]:.1f})")  # fmt: skip
+        started = time.perf_counter()
+        for _ in range(LISTS):
+            async with sessions() as session:
+                await recent_callbacks(session)
+        listed = (time.perf_counter() - started) / LISTS
+        print(f"{name}: the list's rows read in {listed * 1e3:.1f} ms "
+              f"(load {os.getloadavg()[0]:.1f})")  # fmt: skip
+    finally:
+        await engine.dispose()
+
+
+def main() -> None:
+    if len(sys.argv) > 1:
+        asyncio.run(bench(sys.argv[1]))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(bench(f"sqlite+aiosqlite:///{tmp}/bench.db"))
+
+
+if __name__ == "__main__":
+    main()
