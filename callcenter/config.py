@@ -96,6 +96,10 @@ class Settings:
     ari_server: str = ""
     """With several ami_servers: the entry whose Asterisk ari_url reaches (default the first).
     Callbacks ring only its agents: an agent's endpoint exists on their own server only."""
+    ari_urls: str = ""
+    """With several ami_servers: ``name=http://host:8088, ...``, the ARI of each entry (same
+    ari_user, ari_password and ari_app on each). Callbacks then ring free agents of every one
+    of them, each call placed through the agent's own server. Empty: ari_url and ari_server."""
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
 

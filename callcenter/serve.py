@@ -21,7 +21,13 @@ from callcenter.automation.webhook import WebhookSender
 from callcenter.bus import Bus
 from callcenter.channels.email.worker import email_sender, run_email_worker
 from callcenter.channels.telegram.worker import TelegramChannel
-from callcenter.channels.telephony.dialler import CallbackDialler, ari_agents, customer_dial
+from callcenter.channels.telephony.dialler import (
+    CallbackDialler,
+    EveryServer,
+    ari_urls,
+    customer_dial,
+    dialled_by,
+)
 from callcenter.channels.telephony.fastagi import run_agi_server
 from callcenter.channels.telephony.servers import SideBySide, ami_servers, server_bus
 from callcenter.channels.telephony.service import TelephonyService, queue_settings
@@ -142,11 +148,18 @@ async def serve(settings: Settings, host: str, port: int, stop: asyncio.Event) -
         components.append(Component("wallboard-tiles", tiles.run))
         if settings.ari_password:
             customer_dial(settings)  # a bad dial string stops serve here, not the ARI app later
-            ari = functools.partial(run_ari_app, settings, sessions, bus)
-            components.append(Component("ari", ari, health_name="ari"))
+            urls = ari_urls(settings, [s.name for s in servers])
+            states = {t.server.name: t.state for t in services} if servers else {}
+            agents = EveryServer({name: states[name] for name in urls if name in states})
+            for name, url in urls.items():  # several: each places its own agents' calls
+                accepts = dialled_by(name, agents, next(iter(urls))) if len(urls) > 1 else None
+                ari = functools.partial(
+                    run_ari_app, settings, sessions, bus, url=url, accepts=accepts
+                )
+                label = f"ari:{name}" if len(urls) > 1 else "ari"
+                components.append(Component(label, ari, health_name="ari"))
             app[CLICK_TO_CALL] = BusClickToCall(bus, settings.default_region)
-            if servers:  # callbacks go to agents free on the server the ARI app dials through
-                agents = ari_agents(settings, {t.server.name: t.state for t in services})
+            if servers:  # callbacks go to agents free on the servers ARI dials through
                 dialler = CallbackDialler(
                     sessions,
                     bus,

@@ -13,11 +13,10 @@ from callcenter.automation.callbacks import CallbackPolicy, DialOutcome
 from callcenter.channels.telephony.dialler import (
     NOBODY_ANSWERED,
     _failure,
-    ari_agents,
+    ari_urls,
     customer_dial,
 )
 from callcenter.channels.telephony.pbxconfig import free_port
-from callcenter.channels.telephony.state import LiveState
 from callcenter.config import ConfigError, Settings, load_settings
 from callcenter.serve import serve
 
@@ -90,14 +89,21 @@ def test_whose_failure_an_attempt_was(
     assert _failure(reason, agent_rang, customer_rung) is outcome
 
 
-def test_callbacks_ring_the_agents_of_the_server_ari_dials_through() -> None:
-    msk, spb = LiveState(), LiveState()
-    states = {"msk": msk, "spb": spb}
-    assert ari_agents(Settings(), states) is msk
-    assert ari_agents(Settings(ari_server="spb"), states) is spb
-    assert ari_agents(Settings(), {"": msk}) is msk
+def test_each_server_is_dialled_through_its_own_ari_or_only_the_ari_servers_agents() -> None:
+    servers = ["msk", "spb"]
+    assert ari_urls(Settings(), servers) == {"msk": "http://127.0.0.1:8088"}
+    assert ari_urls(Settings(ari_server="spb"), servers) == {"spb": "http://127.0.0.1:8088"}
+    assert ari_urls(Settings(), []) == {"": "http://127.0.0.1:8088"}
     with pytest.raises(ConfigError, match="ari_server: 'kzn' is none of ami_servers"):
-        ari_agents(Settings(ari_server="kzn"), states)
+        ari_urls(Settings(ari_server="kzn"), servers)
+    both = Settings(ari_urls="msk=http://10.0.0.1:8088, spb=https://10.0.1.1:8089")
+    assert ari_urls(both, servers) == {
+        "msk": "http://10.0.0.1:8088",
+        "spb": "https://10.0.1.1:8089",
+    }
+    for wrong in ("kzn=http://10.0.2.1:8088", "msk=10.0.0.1:8088", "msk=http://a,msk=http://b"):
+        with pytest.raises(ConfigError, match="ari_urls"):
+            ari_urls(Settings(ari_urls=wrong), servers)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -107,6 +113,7 @@ def test_callbacks_ring_the_agents_of_the_server_ari_dials_through() -> None:
         ("callback_customer_dial", "PJSIP/trunk", "callback_customer_dial"),
         ("callback_retry_minutes", 0, "callback_retry_minutes"),
         ("ari_server", "kzn", "ari_server"),
+        ("ari_urls", "kzn=http://127.0.0.1:8088", "ari_urls"),
     ],
 )
 async def test_callcenter_serve_refuses_to_start_with_a_bad_callback_setting(

@@ -6,6 +6,10 @@ locks keep a second dialler, in this process or another, off the same row) and p
 the way click-to-call does (the ARI app rings the agent first, then the customer, and bridges
 them), with a screen-pop of the customer's card on the agent's screen while the phone rings.
 The outcome goes back on the row: done, tried again later, or failed after the limit.
+
+With several Asterisk servers (``ami_servers``) it reads the agents of every server that has
+an ARI application (``ari_urls``; else only ``ari_server``'s) and each call is placed by the
+application of the agent's own server (``dialled_by``).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -119,16 +123,58 @@ def customer_dial(settings: Settings) -> str:
     return dial
 
 
-def ari_agents(settings: Settings, states: Mapping[str, Agents]) -> Agents:
-    """The live state of the server the ARI application dials through (``ari_server``).
+def ari_urls(settings: Settings, servers: Sequence[str]) -> dict[str, str]:
+    """The ARI address of each server whose agents are dialled through it, by ami_servers name.
 
-    ARI is one per deployment (``ari_url``): an agent's endpoint and the customer's trunk are
-    those of the agent's own Asterisk, so callbacks go to that server's free agents only."""
-    name = settings.ari_server or next(iter(states))
-    if name not in states:
-        known = ", ".join(sorted(states))
-        raise ConfigError(f"ari_server: {name!r} is none of ami_servers ({known})")
-    return states[name]
+    ``ari_urls`` (``name=url, ...``) gives every server its own; otherwise ``ari_url`` is the
+    one of ``ari_server`` (default the first server): an agent's endpoint and the customer's
+    trunk are those of the agent's own Asterisk, so only its agents can be dialled."""
+    if not settings.ari_urls.strip():
+        name = settings.ari_server or (servers[0] if servers else "")
+        if servers and name not in servers:
+            raise ConfigError(f"ari_server: {name!r} is none of ami_servers ({', '.join(servers)})")
+        return {name: settings.ari_url}
+    urls: dict[str, str] = {}
+    for item in (part.strip() for part in settings.ari_urls.split(",")):
+        name, _, url = item.partition("=")
+        name, url = name.strip(), url.strip()
+        if name not in servers or name in urls or not url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"ari_urls: {item!r} is not name=http(s)://host:port with a name of "
+                f"ami_servers ({', '.join(servers)}) listed once"
+            )
+        urls[name] = url
+    return urls
+
+
+class EveryServer:
+    """The agents of several servers' live states together, as they are (unprefixed queues:
+    a callback's queue is the plain queue name its call came through)."""
+
+    def __init__(self, states: Mapping[str, Agents]) -> None:
+        self._states = states
+
+    def agent_snapshots(self, now: datetime) -> list[AgentSnapshot]:
+        return [agent for state in self._states.values() for agent in state.agent_snapshots(now)]
+
+    def server_of(self, interface: str) -> str | None:
+        """The server the agent is a queue member of now, if any."""
+        for name, state in self._states.items():
+            if any(agent.interface == interface for agent in state.agent_snapshots(utcnow())):
+                return name
+        return None
+
+
+def dialled_by(
+    server: str, agents: EveryServer, default: str
+) -> Callable[[ClickToCallRequested], bool]:
+    """Whether a click-to-call (a callback's included) is the ARI app of ``server``'s to place:
+    the agent is a member of one of its queues (an agent in none is the ``default`` one's)."""
+
+    def accepts(request: ClickToCallRequested) -> bool:
+        return (agents.server_of(request.agent_endpoint) or default) == server
+
+    return accepts
 
 
 class CallbackDialler:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -185,13 +185,26 @@ async def run_ari_app(
     sessions: async_sessionmaker[AsyncSession],
     bus: Bus,
     stop: asyncio.Event,
+    *,
+    url: str | None = None,
+    accepts: Callable[[ClickToCallRequested], bool] | None = None,
 ) -> None:
-    """Keep the Stasis app registered (across Asterisk restarts) until ``stop`` is set."""
-    ari = AriClient(settings.ari_url, settings.ari_user, settings.ari_password, settings.ari_app)
+    """Keep the Stasis app registered (across Asterisk restarts) until ``stop`` is set.
+
+    ``url``: this server's ARI (default ari_url); ``accepts``: the click-to-calls it places
+    when several servers' apps share the bus (default all)."""
+    ari = AriClient(
+        url or settings.ari_url, settings.ari_user, settings.ari_password, settings.ari_app
+    )
     app = StasisApp(
         ari, sessions, bus, customer_dial=customer_dial(settings), region=settings.default_region
     )
-    bus.subscribe(ClickToCallRequested, app.click_to_call)
+
+    async def click_to_call(request: ClickToCallRequested) -> None:
+        if accepts is None or accepts(request):
+            await app.click_to_call(request)
+
+    bus.subscribe(ClickToCallRequested, click_to_call)
     await ari.start(timeout=None)
     try:
         await stop.wait()
