@@ -4,7 +4,8 @@ would have queued; the feed's keys (``once``) make a repeat a no-op.
 
 A transaction that took a lower id (or an earlier ``solved_at``) may commit after a higher one,
 so the checkpoint only passes what a pass read ``GRACE`` ago (by the scan's own clock: a ticket's
-``created_at`` is its first message's date); meanwhile rows are read again but handled once.
+``created_at`` is its first message's date); meanwhile rows are read again, but what this
+process handled already (by the bus or an earlier pass, ``Feed.handled``) is skipped.
 """
 
 from __future__ import annotations
@@ -98,8 +99,6 @@ class CatchUp:
         self.grace = grace
         self.batch = batch
         self.idle_seconds = idle_seconds
-        self._read: dict[str, set[Key]] = {source: set() for source in SOURCES}
-        """Rows past the checkpoint this scan has handled: each once per process."""
         self._passes: dict[str, deque[tuple[datetime, Key]]] = {s: deque() for s in SOURCES}
         """When each recent pass ran and the last row it read."""
 
@@ -110,14 +109,14 @@ class CatchUp:
                 await asyncio.wait_for(stop.wait(), self.idle_seconds)
 
     async def run_once(self) -> int:
-        """One pass over every source; how many rows it read."""
-        read = 0
+        """One pass over every source; how many rows it handled."""
+        handled = 0
         for source in SOURCES:
             try:
-                read += await self._scan(source)
+                handled += await self._scan(source)
             except IntegrityError:  # a bus handler queued the same change meanwhile
                 log.info("catch-up of %s raced a bus handler; read again next pass", source)
-        return read
+        return handled
 
     async def _handle(self, source: str, session: AsyncSession, row_id: int, reply: bool) -> None:
         if source == "tickets":
@@ -131,7 +130,7 @@ class CatchUp:
 
     async def _scan(self, source: str) -> int:
         now = self.now()
-        read, passes = self._read[source], self._passes[source]
+        handled, passes = self.feed.handled, self._passes[source]
         async with self.sessions() as session, session.begin():
             checkpoint = await session.get(FeedCheckpoint, source)
             if checkpoint is None:
@@ -141,7 +140,7 @@ class CatchUp:
             if source != "solved":
                 query = query.order_by(query.selected_columns[0])
             rows = list(await session.execute(query.limit(self.batch)))
-            new = [row for row in rows if _key(source, row) not in read]
+            new = [row for row in rows if (source, _key(source, row)) not in handled]
             for row in new:
                 await self._handle(source, session, row[0], bool(row[2]))
             if rows:
@@ -151,7 +150,6 @@ class CatchUp:
                 if last > _position(source, checkpoint):
                     checkpoint.last_id = last[-1]
                     checkpoint.last_at = last[0] if source == "solved" else None
-            position = _position(source, checkpoint)
-        read.update(_key(source, row) for row in new)
-        read.difference_update([key for key in read if key <= position])
+        for row in new:
+            handled.add(source, _key(source, row))
         return len(new)

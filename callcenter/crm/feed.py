@@ -4,6 +4,7 @@ pushes to the CRM when one is configured. Both are outbox rows written in one tr
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -70,6 +71,24 @@ async def first_interaction(session: AsyncSession, ticket_id: int) -> Interactio
     )
 
 
+class Handled:
+    """The latest rows whose changes this process has queued (source, key as the catch-up
+    orders them), so that the scan does not build them again; bounded, oldest forgotten."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self.size = size
+        self._keys: OrderedDict[tuple[str, tuple[Any, ...]], None] = OrderedDict()
+
+    def add(self, source: str, key: tuple[Any, ...]) -> None:
+        self._keys[(source, key)] = None
+        self._keys.move_to_end((source, key))
+        if len(self._keys) > self.size:
+            self._keys.popitem(last=False)
+
+    def __contains__(self, item: tuple[str, tuple[Any, ...]]) -> bool:
+        return item in self._keys
+
+
 class Feed:
     """What leaves for each domain change, queued at most once per change (see ``once``): by
     the bus handlers right after the commit, and by ``catchup.CatchUp`` for whatever a crash
@@ -87,6 +106,7 @@ class Feed:
         self.crm = crm
         self.links = links
         self.now = now
+        self.handled = Handled()
 
     def subscribe(self, bus: Bus) -> Callable[[], None]:
         undo = [
@@ -103,27 +123,35 @@ class Feed:
 
         return unsubscribe
 
-    async def _queue(self, step: Callable[[AsyncSession], Awaitable[None]]) -> None:
+    async def _queue(
+        self, source: str, key: tuple[Any, ...], step: Callable[[AsyncSession], Awaitable[None]]
+    ) -> None:
         try:
             async with self.sessions() as session, session.begin():
                 await step(session)
         except IntegrityError:
             log.info("the catch-up scan queued the same change first")
+        self.handled.add(source, key)
 
     async def on_ticket_created(self, event: TicketCreated) -> None:
-        await self._queue(lambda s: self.ticket_created(s, event.ticket_id))
+        ticket_id = event.ticket_id
+        await self._queue("tickets", (ticket_id,), lambda s: self.ticket_created(s, ticket_id))
 
     async def on_message(self, event: MessageReceived) -> None:
-        await self._queue(lambda s: self.message(s, event.interaction_id))
+        message_id = event.interaction_id
+        await self._queue("messages", (message_id,), lambda s: self.message(s, message_id))
 
     async def on_agent_replied(self, event: AgentReplied) -> None:
-        await self._queue(lambda s: self.reply(s, event.interaction_id))
+        reply_id = event.interaction_id
+        await self._queue("messages", (reply_id,), lambda s: self.reply(s, reply_id))
 
     async def on_call(self, event: CallRecorded) -> None:
-        await self._queue(lambda s: self.call(s, event.interaction_id))
+        call_id = event.interaction_id
+        await self._queue("calls", (call_id,), lambda s: self.call(s, call_id))
 
     async def on_ticket_solved(self, event: TicketSolved) -> None:
-        await self._queue(lambda s: self.ticket_solved(s, event.ticket_id))
+        key = (event.at, event.ticket_id)
+        await self._queue("solved", key, lambda s: self.ticket_solved(s, event.ticket_id))
 
     def _crm_ticket(self, ticket: Ticket, customer: dict[str, Any], text: str) -> dict[str, Any]:
         return {

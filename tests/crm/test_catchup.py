@@ -109,6 +109,8 @@ async def test_changes_whose_handler_never_ran_are_queued_once_and_delivered(
     for event in (*first.events, *second.events, replied, solved):
         bus.publish(event)
     await bus.drain()
+    restarted = CatchUp(sessions, Feed(sessions, crm=True, links=feed.links), now=clock)
+    assert await restarted.run_once() == 5  # a new process reads them all again (not the reply)
     clock.advance(seconds=GRACE.total_seconds() + 600)
     await catchup.run_once()
     await catchup.run_once()
