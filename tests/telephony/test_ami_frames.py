@@ -116,9 +116,11 @@ def test_endless_frame_is_refused():
             reader.feed(b"X-Junk: " + b"a" * 100_000 + b"\r\n")
 
 
-def unsolicited_events(chunk: bytes, action_pending: bool) -> tuple[list[AmiEvent], list[bytes]]:
+def unsolicited_events(
+    frames: list[bytes], action_pending: bool
+) -> tuple[list[AmiEvent], list[bytes]]:
     """What the AMI client's consumer builds for a listener of every event."""
-    frames, others = event_frames(chunk, action_pending)
+    frames, others = event_frames(frames, action_pending)
     routes = EventRoutes([(None, None)])
     events = []
     for frame in frames:
@@ -132,8 +134,7 @@ def events_in_two(stream: bytes, cut: int, action_pending: bool = False) -> list
     reader = FrameReader()
     events = []
     for part in (stream[:cut], stream[cut:]):
-        if chunk := reader.feed_chunk(part):
-            events += unsolicited_events(chunk, action_pending)[0]
+        events += unsolicited_events(reader.feed_frames(part), action_pending)[0]
     return events
 
 
@@ -154,13 +155,13 @@ def test_responses_and_events_of_a_pending_action_are_not_unsolicited_events():
     member = b"Event: QueueMember\r\nActionID: 7\r\nQueue: support\r\nName: \xd0\x90\r\n\r\n"
     stream = BANNER + AGENT_CALLED.encode() + member + b"Response: Success\r\nActionID: 7\r\n\r\n"
     reader = FrameReader()
-    chunk = reader.feed_chunk(stream)
+    frames = reader.feed_frames(stream)
 
-    events, others = unsolicited_events(chunk, True)
+    events, others = unsolicited_events(frames, True)
     assert [e.name for e in events] == ["AgentCalled"]
     assert [parse_frame(f.decode())["ActionID"] for f in others] == ["7", "7"]
     # With no action waiting, an event with an ActionID is an event like any other.
-    events, others = unsolicited_events(chunk, False)
+    events, others = unsolicited_events(frames, False)
     assert [e.name for e in events] == ["AgentCalled", "QueueMember"]
     assert events[1].headers["Name"] == "А"
     assert others == []  # the unanswered response is no event: no listener gets it

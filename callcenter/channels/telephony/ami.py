@@ -93,15 +93,15 @@ class _Protocol(AMIProtocol):
 
     def data_received(self, data: bytes) -> None:
         try:
-            chunk = self._frames.feed_chunk(data)
+            frames = self._frames.feed_frames(data)
         except AmiFrameError as exc:
             log.error("closing AMI connection: %s", exc)
             self.transport.abort()
             return
         # Events are queued undecoded: most of Asterisk's stream interests no listener.
-        if not chunk:
+        if not frames:
             return
-        events, others = event_frames(chunk, bool(self.responses))
+        events, others = event_frames(frames, bool(self.responses))
         for frame in others:
             headers = parse_frame(decode(frame))
             if "Response" in headers or "Event" in headers:

@@ -98,15 +98,14 @@ def parse_frame(text: str) -> dict[str, str]:
     return headers
 
 
-def event_frames(chunk: bytes, action_pending: bool) -> tuple[list[bytes], list[bytes]]:
-    """The frames of `chunk` (see `FrameReader.feed_chunk`) that go to the event listeners,
+def event_frames(frames: list[bytes], action_pending: bool) -> tuple[list[bytes], list[bytes]]:
+    """The `frames` (see `FrameReader.feed_frames`) that go to the event listeners,
     undecoded, and those that answer a pending action, each in order.
 
     While no action is pending nothing can answer one, so the frames are not even searched
     for an ActionID: every frame goes to the listeners' side, where `EventRoutes` passes
     over those that are no event (an unanswered response is dropped either way).
     """
-    frames = chunk.split(FRAME_END)
     if not action_pending:
         return frames, []
     events: list[bytes] = []
@@ -166,54 +165,48 @@ class FrameReader:
     """Incremental AMI parser: feed it bytes as they arrive, get whole frames back."""
 
     def __init__(self) -> None:
-        self._buffer = bytearray()
+        self._rest = b""
         self._banner_pending = True
         self.banner: str | None = None
 
     def feed(self, data: bytes) -> list[dict[str, str]]:
         """Headers of every frame completed by `data`, in order."""
         return [
-            parse_frame(decode(frame))
-            for frame in self.feed_chunk(data).split(FRAME_END)
-            if frame.strip(b"\r\n")
+            parse_frame(decode(frame)) for frame in self.feed_frames(data) if frame.strip(b"\r\n")
         ]
 
-    def feed_chunk(self, data: bytes) -> bytes:
-        """The undecoded frames completed by `data`, still joined by empty lines, without
-        the last one's; b"" if `data` completes none.
+    def feed_frames(self, data: bytes) -> list[bytes]:
+        """The undecoded frames completed by `data`, in order (an empty one where the stream
+        has a stray blank line).
 
         Frames are split off whole before anything decodes them, so each holds only whole
-        UTF-8 characters however the reads cut the stream."""
-        buffer = self._buffer
-        searched = max(0, len(buffer) - 3)
-        buffer += data
+        UTF-8 characters however the reads cut the stream. The bytes are copied no more than
+        a plain ``split`` needs: once, to join a read to the unfinished frame before it."""
+        if self._rest:
+            data = self._rest + data
         if self._banner_pending:
-            if not self._take_banner():
-                return b""
-            searched = 0
-        end = buffer.rfind(FRAME_END, searched)
-        if end < 0:
-            if len(buffer) > MAX_FRAME:
-                raise AmiFrameError(f"AMI frame longer than {MAX_FRAME} bytes")
-            return b""
-        chunk = bytes(buffer[:end])
-        del buffer[: end + 4]
-        return chunk
+            data = self._take_banner(data)
+            if self._banner_pending:
+                self._rest = data
+                return []
+        frames = data.split(FRAME_END)
+        self._rest = frames.pop()
+        if len(self._rest) > MAX_FRAME:
+            raise AmiFrameError(f"AMI frame longer than {MAX_FRAME} bytes")
+        return frames
 
-    def _take_banner(self) -> bool:
+    def _take_banner(self, data: bytes) -> bytes:
         """Consume the greeting line ("Asterisk Call Manager/x.y.z") once it is complete."""
-        buffer = self._buffer
-        if len(buffer) < len(BANNER_PREFIX) and BANNER_PREFIX.startswith(bytes(buffer)):
-            return False
-        self._banner_pending = False
-        if buffer.startswith(BANNER_PREFIX):
-            eol = buffer.find(b"\r\n")
+        if len(data) < len(BANNER_PREFIX) and BANNER_PREFIX.startswith(data):
+            return data
+        if data.startswith(BANNER_PREFIX):
+            eol = data.find(b"\r\n")
             if eol < 0:
-                self._banner_pending = True
-                return False
-            self.banner = buffer[:eol].decode("ascii", "replace")
-            del buffer[: eol + 2]
-        return True
+                return data
+            self.banner = data[:eol].decode("ascii", "replace")
+            data = data[eol + 2 :]
+        self._banner_pending = False
+        return data
 
 
 def event_of(headers: dict[str, str]) -> AmiEvent | None:
