@@ -9,6 +9,7 @@ import logging
 import secrets
 import sys
 from collections.abc import Sequence
+from datetime import date
 
 from callcenter.config import ConfigError, Settings, load_settings
 from callcenter.domain.errors import DomainError
@@ -132,6 +133,23 @@ async def _seed(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _analytics_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    from callcenter.analytics.refresh import Refresher
+    from callcenter.db import create_engine, session_factory
+
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        refresher = Refresher(session_factory(engine), settings.timezone)
+        if args.since is None:
+            await refresher.rebuild()
+        else:
+            await refresher.rebuild_since(args.since)
+    finally:
+        await engine.dispose()
+    print("analytics rebuilt" + (f" from {args.since}" if args.since else ""))
+    return 0
+
+
 def _cmd_classify(settings: Settings, args: argparse.Namespace) -> int:
     from callcenter.classify.cli import run_stored
 
@@ -191,6 +209,15 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--seed", type=int, default=1)
     seed.add_argument("--quiet", action="store_true")
     seed.set_defaults(handler=_seed)
+
+    analytics = commands.add_parser("analytics", help="the analytics rollups").add_subparsers(
+        dest="action", required=True
+    )
+    rebuild = analytics.add_parser("rebuild", help="recompute the rollups from the core tables")
+    rebuild.add_argument(
+        "--since", type=date.fromisoformat, metavar="YYYY-MM-DD", help="only this day and later"
+    )
+    rebuild.set_defaults(handler=_analytics_rebuild)
 
     classify = commands.add_parser(
         "classify", help="tag messages read one per line from stdin with intents and order numbers"

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from sqlalchemy import BigInteger, Boolean, Date, Index, Integer, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from callcenter.models import Base, BigID, Interaction, Ticket
+from callcenter.models import Base, BigID, Interaction, JSONType, Ticket
 
 NO_AGENT = 0
 """``agent_id`` of rows nobody handled (kept non-null so it can be part of a key)."""
@@ -109,3 +109,17 @@ class RefreshState(Base):
     at: Mapped[datetime | None] = mapped_column(default=None)
     timezone: Mapped[str] = mapped_column(String(64), default="")
     """The zone whose local days the rollups were built in; another zone means a rebuild."""
+    gaps: Mapped[list[int]] = mapped_column(JSONType, default=list)
+    """Ids in the look-back below the watermark that were not committed yet at the last run:
+    the only old ids a later run (also after a restart) has to examine."""
+
+
+class DirtyCustomer(Base):
+    """A customer whose history changed in place (merged into, erased): the refresher
+    recomputes the days and tickets they touch, then deletes the row. Written in the same
+    transaction as the change, so a crash cannot lose it."""
+
+    __tablename__ = "analytics_dirty"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(BigInteger)

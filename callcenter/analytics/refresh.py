@@ -4,7 +4,10 @@ A unit of work recomputes one local day of contacts, one day of transitions, or 
 tickets, whole, from the core tables, in its own transaction. The refresher finds what changed
 since its last run (new interactions by id, tickets by ``updated_at``) and redoes only that;
 the first run builds everything. Rows written by transactions that commit late are caught by
-looking back over the last ids and remembering which ones were already seen.
+looking back over the last ids: the state keeps the ids of that look-back not yet committed at
+the last run (its gaps), so a run, also the first after a restart, examines only those and
+the new ids. Merges and erasures change a customer's history in place; they leave a row in
+``analytics_dirty`` and the next run recomputes that customer's days and tickets.
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import delete, func, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.analytics.buckets import bucket
 from callcenter.analytics.models import (
     NO_AGENT,
     ContactRollup,
+    DirtyCustomer,
     RefreshState,
     TicketDayRollup,
     TicketFact,
@@ -345,7 +349,6 @@ class Refresher:
         self.calendar = Calendar(ZoneInfo(timezone))
         self._zone = timezone
         self._interval = interval
-        self._seen: set[int] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -364,7 +367,7 @@ class Refresher:
             await self.rebuild()
             return
         started = utcnow()
-        watermark = state["interactions"].value
+        watermark, gaps = state["interactions"].value, set(state["interactions"].gaps)
         async with self._sessions() as db:
             rows = (
                 await db.execute(
@@ -377,25 +380,66 @@ class Refresher:
                     ).where(Interaction.id > watermark - LOOKBACK_IDS)
                 )
             ).all()
-            fresh = [r for r in rows if r.id not in self._seen]
+            fresh = [r for r in rows if r.id > watermark or r.id in gaps]
             since = (state["tickets"].at or started) - TICKET_OVERLAP
             changed = set(await db.scalars(select(Ticket.id).where(Ticket.updated_at >= since)))
             changed |= {r.ticket_id for r in fresh if r.ticket_id}
             changed |= await self._tickets_before(db, fresh)
             queues = _fingerprint(await _thresholds(db))
-        days = {self.calendar.day(r.occurred_at) for r in fresh}
+            dirty = (await db.execute(select(DirtyCustomer.id, DirtyCustomer.customer_id))).all()
+            customer_days, customer_tickets = await self._customers(db, {c for _, c in dirty})
+        days = {self.calendar.day(r.occurred_at) for r in fresh} | customer_days
         contact_days = set(days)
         if "queues" not in state or state["queues"].value != queues:
             contact_days |= await self._every_day()  # a service-level threshold changed
+        await self._recompute(contact_days, days, changed | customer_tickets)
+        top = max([watermark, *(r.id for r in rows)])
+        await self._save(top, _gaps(top, {r.id for r in rows}), started, queues)
+        if dirty:
+            async with self._sessions() as db, db.begin():
+                await db.execute(
+                    delete(DirtyCustomer).where(DirtyCustomer.id.in_([n for n, _ in dirty]))
+                )
+
+    async def _recompute(
+        self, contact_days: set[date], transition_days: set[date], tickets: set[int]
+    ) -> None:
         for day in sorted(contact_days):
             await self._unit(rebuild_contacts_day, day)
-        for day in sorted(days | {d - timedelta(days=1) for d in days}):
+        for day in sorted(transition_days | {d - timedelta(days=1) for d in transition_days}):
             await self._unit(rebuild_transitions_day, day)
-        for day in sorted(await self._unit(rebuild_tickets, changed)):
+        for day in sorted(await self._unit(rebuild_tickets, tickets)):
             await self._unit(rebuild_ticket_day, day)
-        top = max([watermark, *(r.id for r in rows)])
-        self._seen = {r.id for r in rows if r.id > top - LOOKBACK_IDS}
-        await self._save(top, started, queues)
+
+    async def _customers(self, db: AsyncSession, customers: set[int]) -> tuple[set[date], set[int]]:
+        """The days these customers contacted us and their tickets."""
+        days: set[date] = set()
+        tickets: set[int] = set()
+        wanted = sorted(customers)
+        for n in range(0, len(wanted), TICKET_BATCH):
+            batch = wanted[n : n + TICKET_BATCH]
+            moments = select(Interaction.occurred_at).where(Interaction.customer_id.in_(batch))
+            days |= {self.calendar.day(at) for at in await db.scalars(moments)}
+            tickets |= set(await db.scalars(select(Ticket.id).where(Ticket.customer_id.in_(batch))))
+        return days, tickets
+
+    async def rebuild_since(self, first: date) -> None:
+        """Recompute the rollups of ``first`` and every later day (``callcenter analytics
+        rebuild --since``); the watermarks stay where they are."""
+        if "interactions" not in await self._state():
+            await self.rebuild()
+            return
+        days = {d for d in await self._every_day() if d >= first}
+        start = self.calendar.start(first)
+        async with self._sessions() as db:
+            tickets = set(
+                await db.scalars(
+                    select(Ticket.id).where(
+                        or_(Ticket.created_at >= start, Ticket.solved_at >= start - REPEAT_WINDOW)
+                    )
+                )
+            )
+        await self._recompute(days, days, tickets)
 
     async def _tickets_before(self, db: AsyncSession, fresh: list[Any]) -> set[int]:
         """Solved tickets whose repeat window a new inbound contact falls into."""
@@ -435,19 +479,21 @@ class Refresher:
             start + timedelta(days=n) for n in range((self.calendar.day(last) - start).days + 1)
         }
 
-    async def _save(self, interactions: int, tickets_at: datetime, queues: int) -> None:
+    async def _save(
+        self, interactions: int, gaps: list[int], tickets_at: datetime, queues: int
+    ) -> None:
         async with self._sessions() as db, db.begin():
             await _lock(db)
-            for name, value, at in (
-                ("interactions", interactions, utcnow()),
-                ("tickets", 0, tickets_at),
-                ("queues", queues, None),
+            for name, value, at, missing in (
+                ("interactions", interactions, utcnow(), gaps),
+                ("tickets", 0, tickets_at, []),
+                ("queues", queues, None, []),
             ):
                 row = await db.get(RefreshState, name)
                 if row is None:
-                    db.add(RefreshState(name=name, value=value, at=at, timezone=self._zone))
-                else:
-                    row.value, row.at, row.timezone = value, at, self._zone
+                    row = RefreshState(name=name, timezone=self._zone)
+                    db.add(row)
+                row.value, row.at, row.timezone, row.gaps = value, at, self._zone, missing
 
     async def _vacuum(self) -> None:
         """After a build, PostgreSQL can read medians from the indexes alone (visibility map)."""
@@ -471,12 +517,15 @@ class Refresher:
                     )
                 )
             )
+            dirty = await db.scalar(select(func.max(DirtyCustomer.id)))
             last_ticket = await db.scalar(select(func.coalesce(func.max(Ticket.id), 0)))
             queues = _fingerprint(await _thresholds(db))
         async with self._sessions() as db, db.begin():
             await _lock(db)
             for table in (ContactRollup, TransitionRollup, TicketFact, TicketDayRollup):
                 await db.execute(delete(table))
+            if dirty is not None:
+                await db.execute(delete(DirtyCustomer).where(DirtyCustomer.id <= dirty))
         for day in sorted(await self._every_day()):
             await self._unit(rebuild_contacts_day, day)
             await self._unit(rebuild_transitions_day, day)
@@ -486,10 +535,14 @@ class Refresher:
             days |= await self._unit(rebuild_tickets, batch)
         for day in sorted(days):
             await self._unit(rebuild_ticket_day, day)
-        self._seen = seen
-        await self._save(top, started, queues)
+        await self._save(top, _gaps(top, seen), started, queues)
         await self._vacuum()
         log.info("analytics rollups rebuilt in %.0f s", (utcnow() - started).total_seconds())
+
+
+def _gaps(top: int, present: set[int]) -> list[int]:
+    """The ids of the look-back below ``top`` that were not (yet) committed."""
+    return [n for n in range(max(top - LOOKBACK_IDS, 0) + 1, top + 1) if n not in present]
 
 
 async def refreshed_at(session: AsyncSession) -> datetime | None:

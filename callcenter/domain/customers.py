@@ -6,6 +6,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callcenter.analytics.dirty import mark_customers
 from callcenter.domain import audit
 from callcenter.domain.errors import AlreadyMerged, DuplicateIdentity, NotFound, SelfMerge
 from callcenter.domain.identity import normalize
@@ -186,6 +187,7 @@ async def merge_customers(
         target.notes = "\n".join(filter(None, [target.notes, source.notes]))
     target.tags = sorted(set(target.tags) | set(source.tags))
     source.merged_into_id = target_id
+    await mark_customers(session, [target_id])
     audit.record(
         session,
         "customer.merge",

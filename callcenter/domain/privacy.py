@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import delete, inspect, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callcenter.analytics.dirty import mark_customers
 from callcenter.automation.models import RuleFiring, SurveyAnswer
 from callcenter.channels.telegram.models import CallbackRequest
 from callcenter.channels.telephony.models import CallSurvey
@@ -282,6 +283,7 @@ async def erase_customer(
         .values(display_name="", notes="", tags=[ERASED_TAG])
         .execution_options(synchronize_session=False)
     )
+    await mark_customers(session, ids)
     audit.record(
         session,
         "customer.erase",

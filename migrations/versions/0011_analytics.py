@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision: str = "0011"
 down_revision: str | None = "0010"
@@ -16,6 +17,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 
 
 def _count(name: str) -> sa.Column:
@@ -100,7 +102,14 @@ def upgrade() -> None:
         sa.Column("value", sa.BigInteger(), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("timezone", sa.String(length=64), nullable=False),
+        sa.Column("gaps", JSON, nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_analytics_state")),
+    )
+    op.create_table(
+        "analytics_dirty",
+        sa.Column("id", ID, nullable=False),
+        sa.Column("customer_id", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_analytics_dirty")),
     )
     op.create_index("ix_analytics_interactions_occurred_at", "interactions", ["occurred_at"])
     op.create_index("ix_analytics_tickets_updated_at", "tickets", ["updated_at"])
@@ -110,6 +119,7 @@ def downgrade() -> None:
     op.drop_index("ix_analytics_tickets_updated_at", table_name="tickets")
     op.drop_index("ix_analytics_interactions_occurred_at", table_name="interactions")
     for table in (
+        "analytics_dirty",
         "analytics_state",
         "analytics_ticket_days",
         "analytics_tickets",

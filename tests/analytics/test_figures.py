@@ -10,27 +10,15 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.analytics.audit import audit
 from callcenter.analytics.figures import Filters, Table, nps, overview, repeat_contacts, transitions
 from callcenter.analytics.models import TicketFact
 from callcenter.analytics.refresh import Refresher
-from callcenter.models import Channel, Customer, Interaction, Queue, Ticket, User
-from tests.analytics.dataset import HOSTILE, T0, D, Dataset, make
+from callcenter.models import Channel, Customer, Interaction, Queue, Ticket
+from tests.analytics.dataset import HOSTILE, T0, D
 
 WEEK = timedelta(days=7)
-
-
-@pytest.fixture
-async def data(
-    sessions: async_sessionmaker[AsyncSession], staff: dict[str, User]
-) -> tuple[Dataset, Refresher]:
-    async with sessions() as db, db.begin():
-        made = await make(db, staff)
-    refresher = Refresher(sessions, "Europe/Moscow")
-    await refresher.refresh()
-    return made, refresher
 
 
 def rows(tables: list[Table], name: str) -> list[list[object]]:
