@@ -2,6 +2,9 @@
 
 ``@public`` (no session needed), ``@allow(Role...)`` (a signed-in user with one of the roles),
 ``@csrf_exempt`` (for machine callers that authenticate otherwise, like the Telegram webhook).
+Token routes are ``@public`` routes whose URL carries an HMAC the handler checks in constant
+time, answering 404 to a forged or expired one: survey answers, shared call recordings
+(``/recordings/<id>``); tests/web/test_access.py lists them in TOKEN_ROUTES.
 """
 
 from __future__ import annotations
