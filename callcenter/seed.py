@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.schema import AddConstraint, CreateIndex, DropConstraint, DropIndex
 
 from callcenter import seed_data as data
+from callcenter.automation.models import SurveyAnswer
 from callcenter.models import Call, Customer, Identity, Interaction, OrderRef, Ticket
 
 TABLES: tuple[tuple[str, Any, tuple[str, ...]], ...] = (
@@ -31,6 +32,7 @@ TABLES: tuple[tuple[str, Any, tuple[str, ...]], ...] = (
     ("interactions", Interaction, data.INTERACTION_COLUMNS),
     ("calls", Call, data.CALL_COLUMNS),
     ("order_refs", OrderRef, data.ORDER_REF_COLUMNS),
+    ("survey_answers", SurveyAnswer, data.SURVEY_ANSWER_COLUMNS),
 )
 REBUILD_INDEXES_FROM = 50_000
 """From this many customers on, building the secondary indexes once at the end is faster."""
@@ -67,6 +69,7 @@ async def _next_ids(conn: AsyncConnection) -> data.NextIds:
         ticket=await after(Ticket),
         interaction=await after(Interaction),
         order_ref=await after(OrderRef),
+        survey_answer=await after(SurveyAnswer),
     )
 
 

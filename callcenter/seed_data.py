@@ -93,6 +93,10 @@ OUTBOUND = (
     "Передали заказ №{o} в службу доставки, ожидайте звонка курьера.",
 )
 CHANNELS = ("telegram", "email", "call")
+SURVEY_SHARE = 0.3
+"""Of solved tickets, how many the customer rated."""
+SCORE_WEIGHTS = (2, 1, 1, 2, 2, 4, 6, 9, 16, 22, 35)
+"""Scores 0..10 as real NPS surveys skew: 57 % promoters, 25 % passives, 18 % detractors."""
 
 
 def translit(text: str) -> str:
@@ -109,6 +113,7 @@ class Batch:
     interactions: list[tuple] = field(default_factory=list)
     calls: list[tuple] = field(default_factory=list)
     order_refs: list[tuple] = field(default_factory=list)
+    survey_answers: list[tuple] = field(default_factory=list)
 
 
 @dataclass
@@ -118,6 +123,7 @@ class NextIds:
     ticket: int = 1
     interaction: int = 1
     order_ref: int = 1
+    survey_answer: int = 1
 
 
 CUSTOMER_COLUMNS = ("id", "display_name", "language", "notes", "tags", "created_at", "updated_at")
@@ -174,6 +180,15 @@ CALL_COLUMNS = (
     "ended_at",
 )
 ORDER_REF_COLUMNS = ("id", "order_number", "customer_id", "ticket_id", "created_at")
+SURVEY_ANSWER_COLUMNS = (
+    "id",
+    "ticket_id",
+    "round",
+    "customer_id",
+    "score",
+    "channel",
+    "answered_at",
+)
 
 
 class Generator:
@@ -183,6 +198,7 @@ class Generator:
         self, seed: int = 1, now: datetime | None = None, interactions_per_customer: int = 10
     ) -> None:
         self.rng = random.Random(seed)
+        self.survey_rng = random.Random(-seed)  # apart, so the other rows stay as they were
         self.now = now or datetime.now(UTC)
         self.per_customer = interactions_per_customer
 
@@ -286,6 +302,8 @@ class Generator:
         if order:
             out.order_refs.append((ids.order_ref, order, cid, tid, opened))
             ids.order_ref += 1
+        if solved is not None:
+            self._survey(out, ids, tid, cid, channel, solved)
         at = opened
         for n in range(size):
             iid = ids.interaction
@@ -336,3 +354,18 @@ class Generator:
                     )
                 )
             at += timedelta(seconds=rng.randrange(60, 3 * 3600))
+
+    def _survey(
+        self, out: Batch, ids: NextIds, tid: int, cid: int, channel: str, solved: datetime
+    ) -> None:
+        """Some customers rate a solved ticket within a day, on Telegram or by the emailed link."""
+        rng = self.survey_rng
+        if rng.random() >= SURVEY_SHARE:
+            return
+        score = rng.choices(range(11), SCORE_WEIGHTS)[0]
+        answered = solved + timedelta(seconds=rng.randrange(60, 86400))
+        if answered > self.now:
+            return
+        via = "telegram" if channel == "telegram" else "email"
+        out.survey_answers.append((ids.survey_answer, tid, 0, cid, score, via, answered))
+        ids.survey_answer += 1

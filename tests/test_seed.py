@@ -3,11 +3,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from callcenter.automation.models import SurveyAnswer
 from callcenter.db import create_engine
 from callcenter.domain.customers import find_customer
 from callcenter.domain.identity import normalize
 from callcenter.models import Call, Channel, Customer, Identity, IdentityKind, Interaction, Ticket
 from callcenter.seed import seed
+from callcenter.seed_data import Generator, NextIds
 
 
 async def test_seed_loads_consistent_history_across_three_channels(
@@ -77,3 +79,34 @@ async def test_a_large_load_rebuilds_exactly_the_indexes_the_migrations_made(
         await engine.dispose()
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Customer)) == 30
+
+
+async def test_a_share_of_solved_tickets_is_rated_as_real_nps_surveys_skew(
+    sessions: async_sessionmaker[AsyncSession], database_url: str
+) -> None:
+    engine = create_engine(database_url)
+    try:
+        await seed(engine, 60, batch_size=25)
+    finally:
+        await engine.dispose()
+    async with sessions() as session:
+        answers = (
+            await session.execute(
+                select(SurveyAnswer, Ticket).join(Ticket, Ticket.id == SurveyAnswer.ticket_id)
+            )
+        ).all()
+        solved = await session.scalar(
+            select(func.count()).select_from(Ticket).where(Ticket.solved_at.is_not(None))
+        )
+    assert 0.15 * solved <= len(answers) <= 0.45 * solved
+    for answer, ticket in answers:
+        assert answer.customer_id == ticket.customer_id and 0 <= answer.score <= 10
+        assert ticket.solved_at < answer.answered_at <= datetime.now(UTC)
+
+    scores = [
+        row[4]
+        for row in Generator(seed=3, now=datetime.now(UTC)).batch(NextIds(), 3000).survey_answers
+    ]
+    promoters = sum(s >= 9 for s in scores) / len(scores)
+    detractors = sum(s <= 6 for s in scores) / len(scores)
+    assert 0.5 < promoters < 0.65 and 0.12 < detractors < 0.25  # NPS about +40
