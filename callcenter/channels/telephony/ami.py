@@ -253,8 +253,7 @@ class AmiClient:
         routes, new = self._routes, AmiEvent.__new__
         while True:
             for frame in await self._queue.get():
-                end = frame.find(b"\r\n")
-                name, listeners = routes[frame if end < 0 else frame[:end]]
+                name, listeners = routes[frame.partition(b"\r\n")[0]]
                 if not listeners:
                     continue
                 event = new(AmiEvent)  # what `lazy_event` does, without the call
