@@ -8,7 +8,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import ColumnElement, delete, or_, select, update
 
 from callcenter.crm.models import WebhookDelivery, WebhookSubscription
 from callcenter.crm.signing import new_secret
@@ -138,7 +138,8 @@ async def rotate_webhook_secret(request: web.Request) -> web.Response:
     return await _page(request, revealed=subscription)
 
 
-def _rows_of(subscription_id: int):  # type: ignore[no-untyped-def]
+def _rows_of(subscription_id: int) -> tuple[ColumnElement[bool], ...]:
+    """The subscription's outbox rows (``subscription:<id>``, or with ``:customer:<id>``)."""
     recipient = f"subscription:{subscription_id}"
     return (
         Outbox.channel == CHANNEL,
