@@ -1,4 +1,4 @@
-"""The figures of each analytics page, read from the rollups (NPS from the answers themselves).
+"""The figures of each analytics page, read from the rollups.
 
 Every page answers a list of ``Table``; the template, the charts and the CSV export all read
 the same tables, so what is downloaded is what is shown.
@@ -17,15 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.analytics.buckets import span
 from callcenter.analytics.models import (
-    NO_AGENT,
     ContactRollup,
+    NpsRollup,
     TicketDayRollup,
     TicketFact,
     TransitionRollup,
 )
-from callcenter.analytics.refresh import Calendar
-from callcenter.automation.models import SurveyAnswer
-from callcenter.models import Queue, Ticket
+from callcenter.models import Queue
 
 DEFAULT_DAYS = 30
 REPEAT_GOAL = 5.0
@@ -331,20 +329,17 @@ def nps_score(promoters: int, detractors: int, answers: int) -> float | None:
     return round(100.0 * (promoters - detractors) / answers, 1) if answers else None
 
 
-async def nps(session: AsyncSession, calendar: Calendar, f: Filters) -> list[Table]:
+async def nps(session: AsyncSession, f: Filters) -> list[Table]:
     """NPS (promoters 9-10 minus detractors 0-6, in % of answers) per channel and per agent."""
-    start, end = calendar.bounds(f.first, f.last)
-    where = [SurveyAnswer.answered_at >= start, SurveyAnswer.answered_at < end]
+    where = [NpsRollup.day >= f.first, NpsRollup.day <= f.last]
     if f.channel:
-        where.append(Ticket.channel == f.channel)
+        where.append(NpsRollup.channel == f.channel)
     if f.agent_id is not None:
-        where.append(func.coalesce(Ticket.assignee_id, NO_AGENT) == f.agent_id)
-    promoters = func.count().filter(SurveyAnswer.score >= 9)
-    detractors = func.count().filter(SurveyAnswer.score <= 6)
+        where.append(NpsRollup.agent_id == f.agent_id)
     tables = []
     for name, key, kind in (
-        ("nps_channel", Ticket.channel, "channel"),
-        ("nps_agent", func.coalesce(Ticket.assignee_id, NO_AGENT), "agent"),
+        ("nps_channel", NpsRollup.channel, "channel"),
+        ("nps_agent", NpsRollup.agent_id, "agent"),
     ):
         table = Table(
             name,
@@ -359,14 +354,17 @@ async def nps(session: AsyncSession, calendar: Calendar, f: Filters) -> list[Tab
             kinds=[kind, "int", "int", "int", "int", "number"],
         )
         for group, answers, p, d in await session.execute(
-            select(key, func.count(), promoters, detractors)
-            .join(Ticket, Ticket.id == SurveyAnswer.ticket_id)
+            select(
+                key,
+                func.sum(NpsRollup.answers),
+                func.sum(NpsRollup.promoters),
+                func.sum(NpsRollup.detractors),
+            )
             .where(*where)
             .group_by(key)
             .order_by(key)
         ):
-            value = group.value if hasattr(group, "value") else group
-            table.rows.append([value, answers, p, answers - p - d, d, nps_score(p, d, answers)])
+            table.rows.append([group, answers, p, answers - p - d, d, nps_score(p, d, answers)])
         tables.append(table)
     return tables
 

@@ -99,6 +99,19 @@ class TicketDayRollup(Base):
     repeats: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class NpsRollup(Base):
+    """Survey answers of one local day (of answering) by the ticket's channel and agent."""
+
+    __tablename__ = "analytics_nps"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    agent_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    answers: Mapped[int] = mapped_column(Integer, default=0)
+    promoters: Mapped[int] = mapped_column(Integer, default=0)
+    detractors: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class RefreshState(Base):
     """Where the refresher got to: a watermark per source and when it last finished."""
 

@@ -37,7 +37,7 @@ async def _repeat(db: AsyncSession, cal: Calendar, f: Filters, seed: int) -> lis
 
 
 async def _nps(db: AsyncSession, cal: Calendar, f: Filters, seed: int) -> list[Table]:
-    return await nps(db, cal, f)
+    return await nps(db, f)
 
 
 async def _transitions(db: AsyncSession, cal: Calendar, f: Filters, seed: int) -> list[Table]:

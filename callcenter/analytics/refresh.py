@@ -32,11 +32,13 @@ from callcenter.analytics.models import (
     NO_AGENT,
     ContactRollup,
     DirtyCustomer,
+    NpsRollup,
     RefreshState,
     TicketDayRollup,
     TicketFact,
     TransitionRollup,
 )
+from callcenter.automation.models import SurveyAnswer
 from callcenter.models import (
     Call,
     CallOutcome,
@@ -300,6 +302,31 @@ async def rebuild_ticket_day(session: AsyncSession, calendar: Calendar, day: dat
         await session.execute(insert(TicketDayRollup.__table__), values)
 
 
+async def rebuild_nps_day(session: AsyncSession, calendar: Calendar, day: date) -> None:
+    """Recompute the survey answers given on one local day; the caller commits."""
+    start, end = calendar.bounds(day, day)
+    agent = func.coalesce(Ticket.assignee_id, NO_AGENT)
+    rows = await session.execute(
+        select(
+            Ticket.channel,
+            agent,
+            func.count(),
+            func.count().filter(SurveyAnswer.score >= 9),
+            func.count().filter(SurveyAnswer.score <= 6),
+        )
+        .join(Ticket, Ticket.id == SurveyAnswer.ticket_id)
+        .where(SurveyAnswer.answered_at >= start, SurveyAnswer.answered_at < end)
+        .group_by(Ticket.channel, agent)
+    )
+    await session.execute(delete(NpsRollup).where(NpsRollup.day == day))
+    values = [
+        dict(day=day, channel=c.value, agent_id=a, answers=n, promoters=p, detractors=d)
+        for c, a, n, p, d in rows
+    ]
+    if values:
+        await session.execute(insert(NpsRollup.__table__), values)
+
+
 async def _contacts_after_solving(
     session: AsyncSession, solved: list[Ticket]
 ) -> dict[int, list[tuple[datetime, list[str], list[str]]]]:
@@ -388,13 +415,34 @@ class Refresher:
             queues = _fingerprint(await _thresholds(db))
             dirty = (await db.execute(select(DirtyCustomer.id, DirtyCustomer.customer_id))).all()
             customer_days, customer_tickets = await self._customers(db, {c for _, c in dirty})
+            changed |= customer_tickets
+            marked = state.get("surveys")
+            surveyed, answer_gaps = (marked.value, set(marked.gaps)) if marked else (0, set())
+            answers = (
+                await db.execute(
+                    select(SurveyAnswer.id, SurveyAnswer.answered_at).where(
+                        SurveyAnswer.id > surveyed - LOOKBACK_IDS
+                    )
+                )
+            ).all()
+            nps_days = {
+                self.calendar.day(a.answered_at)
+                for a in answers
+                if a.id > surveyed or a.id in answer_gaps
+            }
+            nps_days |= await self._answer_days(db, changed)  # a channel or agent changed
         days = {self.calendar.day(r.occurred_at) for r in fresh} | customer_days
         contact_days = set(days)
         if "queues" not in state or state["queues"].value != queues:
             contact_days |= await self._every_day()  # a service-level threshold changed
-        await self._recompute(contact_days, days, changed | customer_tickets)
+        await self._recompute(contact_days, days, changed, nps_days)
         top = max([watermark, *(r.id for r in rows)])
-        await self._save(top, _gaps(top, {r.id for r in rows}), started, queues)
+        answers_top = max([surveyed, *(a.id for a in answers)])
+        marks = {
+            "interactions": (top, _gaps(top, {r.id for r in rows})),
+            "surveys": (answers_top, _gaps(answers_top, {a.id for a in answers})),
+        }
+        await self._save(marks, started, queues)
         if dirty:
             async with self._sessions() as db, db.begin():
                 await db.execute(
@@ -402,14 +450,31 @@ class Refresher:
                 )
 
     async def _recompute(
-        self, contact_days: set[date], transition_days: set[date], tickets: set[int]
+        self,
+        contact_days: set[date],
+        transition_days: set[date],
+        tickets: set[int],
+        nps_days: set[date],
     ) -> None:
+        for day in sorted(nps_days):
+            await self._unit(rebuild_nps_day, day)
         for day in sorted(contact_days):
             await self._unit(rebuild_contacts_day, day)
         for day in sorted(transition_days | {d - timedelta(days=1) for d in transition_days}):
             await self._unit(rebuild_transitions_day, day)
         for day in sorted(await self._unit(rebuild_tickets, tickets)):
             await self._unit(rebuild_ticket_day, day)
+
+    async def _answer_days(self, db: AsyncSession, tickets: set[int]) -> set[date]:
+        """The days these tickets were rated."""
+        days: set[date] = set()
+        wanted = sorted(tickets)
+        for n in range(0, len(wanted), TICKET_BATCH):
+            answered = select(SurveyAnswer.answered_at).where(
+                SurveyAnswer.ticket_id.in_(wanted[n : n + TICKET_BATCH])
+            )
+            days |= {self.calendar.day(at) for at in await db.scalars(answered)}
+        return days
 
     async def _customers(self, db: AsyncSession, customers: set[int]) -> tuple[set[date], set[int]]:
         """The days these customers contacted us and their tickets."""
@@ -439,7 +504,8 @@ class Refresher:
                     )
                 )
             )
-        await self._recompute(days, days, tickets)
+        rated = {d for d in await self._every_day(SurveyAnswer.answered_at) if d >= first}
+        await self._recompute(days, days, tickets, rated)
 
     async def _tickets_before(self, db: AsyncSession, fresh: list[Any]) -> set[int]:
         """Solved tickets whose repeat window a new inbound contact falls into."""
@@ -465,13 +531,10 @@ class Refresher:
             await _lock(db)
             return await work(db, self.calendar, arg)
 
-    async def _every_day(self) -> set[date]:
+    async def _every_day(self, moment: Any = Interaction.occurred_at) -> set[date]:
+        """Every day from the first ``moment`` to the last (contacts by default)."""
         async with self._sessions() as db:
-            first, last = (
-                await db.execute(
-                    select(func.min(Interaction.occurred_at), func.max(Interaction.occurred_at))
-                )
-            ).one()
+            first, last = (await db.execute(select(func.min(moment), func.max(moment)))).one()
         if first is None:
             return set()
         start = self.calendar.day(first)
@@ -480,14 +543,16 @@ class Refresher:
         }
 
     async def _save(
-        self, interactions: int, gaps: list[int], tickets_at: datetime, queues: int
+        self, marks: dict[str, tuple[int, list[int]]], tickets_at: datetime, queues: int
     ) -> None:
+        """``marks``: the watermark of interactions and of survey answers, with their gaps."""
         async with self._sessions() as db, db.begin():
             await _lock(db)
-            for name, value, at, missing in (
-                ("interactions", interactions, utcnow(), gaps),
-                ("tickets", 0, tickets_at, []),
-                ("queues", queues, None, []),
+            for name, (value, missing), at in (
+                ("interactions", marks["interactions"], utcnow()),
+                ("surveys", marks["surveys"], None),
+                ("tickets", (0, []), tickets_at),
+                ("queues", (queues, []), None),
             ):
                 row = await db.get(RefreshState, name)
                 if row is None:
@@ -501,7 +566,7 @@ class Refresher:
             if db.bind.dialect.name != "postgresql":
                 return
             conn = await db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-            for table in (ContactRollup, TransitionRollup, TicketFact, TicketDayRollup):
+            for table in (ContactRollup, TransitionRollup, TicketFact, TicketDayRollup, NpsRollup):
                 await conn.execute(text(f"VACUUM ANALYZE {table.__tablename__}"))
 
     async def rebuild(self) -> None:
@@ -517,12 +582,20 @@ class Refresher:
                     )
                 )
             )
+            answers_top = await db.scalar(select(func.coalesce(func.max(SurveyAnswer.id), 0)))
+            answers_seen = set(
+                await db.scalars(
+                    select(SurveyAnswer.id).where(
+                        SurveyAnswer.id > answers_top - LOOKBACK_IDS, SurveyAnswer.id <= answers_top
+                    )
+                )
+            )
             dirty = await db.scalar(select(func.max(DirtyCustomer.id)))
             last_ticket = await db.scalar(select(func.coalesce(func.max(Ticket.id), 0)))
             queues = _fingerprint(await _thresholds(db))
         async with self._sessions() as db, db.begin():
             await _lock(db)
-            for table in (ContactRollup, TransitionRollup, TicketFact, TicketDayRollup):
+            for table in (ContactRollup, TransitionRollup, TicketFact, TicketDayRollup, NpsRollup):
                 await db.execute(delete(table))
             if dirty is not None:
                 await db.execute(delete(DirtyCustomer).where(DirtyCustomer.id <= dirty))
@@ -535,7 +608,13 @@ class Refresher:
             days |= await self._unit(rebuild_tickets, batch)
         for day in sorted(days):
             await self._unit(rebuild_ticket_day, day)
-        await self._save(top, _gaps(top, seen), started, queues)
+        for day in sorted(await self._every_day(SurveyAnswer.answered_at)):
+            await self._unit(rebuild_nps_day, day)
+        marks = {
+            "interactions": (top, _gaps(top, seen)),
+            "surveys": (answers_top, _gaps(answers_top, answers_seen)),
+        }
+        await self._save(marks, started, queues)
         await self._vacuum()
         log.info("analytics rollups rebuilt in %.0f s", (utcnow() - started).total_seconds())
 

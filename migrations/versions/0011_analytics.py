@@ -97,6 +97,16 @@ def upgrade() -> None:
         ),
     )  # fmt: skip
     op.create_table(
+        "analytics_nps",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("agent_id", sa.Integer(), nullable=False),
+        _count("answers"),
+        _count("promoters"),
+        _count("detractors"),
+        sa.PrimaryKeyConstraint("day", "channel", "agent_id", name=op.f("pk_analytics_nps")),
+    )
+    op.create_table(
         "analytics_state",
         sa.Column("name", sa.String(length=32), nullable=False),
         sa.Column("value", sa.BigInteger(), nullable=False),
@@ -121,6 +131,7 @@ def downgrade() -> None:
     for table in (
         "analytics_dirty",
         "analytics_state",
+        "analytics_nps",
         "analytics_ticket_days",
         "analytics_tickets",
         "analytics_transitions",

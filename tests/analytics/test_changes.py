@@ -13,12 +13,13 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.analytics import refresh
-from callcenter.analytics.figures import Filters, overview, repeat_contacts, transitions
+from callcenter.analytics.figures import Filters, nps, overview, repeat_contacts, transitions
 from callcenter.analytics.models import ContactRollup, DirtyCustomer, RefreshState
 from callcenter.analytics.refresh import Refresher
+from callcenter.automation.models import SurveyAnswer
 from callcenter.domain.customers import merge_customers
 from callcenter.domain.privacy import erase_customer
-from callcenter.models import Call, CallOutcome, Channel, Customer, Interaction
+from callcenter.models import Call, CallOutcome, Channel, Customer, Interaction, Ticket, utcnow
 from tests.analytics.dataset import T0, D
 from tests.analytics.test_figures import DAY, rows
 
@@ -167,3 +168,37 @@ async def test_rebuild_since_leaves_earlier_days(sessions, data) -> None:
     async with sessions() as db:
         assert rows(await overview(db, DAY), "volume_channel") == []
         assert rows(await overview(db, Filters(D, D + timedelta(days=7))), "volume_channel")
+
+
+async def test_nps_follows_new_answers_and_a_reassigned_ticket(sessions, data, staff) -> None:
+    made, refresher = data
+    t5 = made.tickets["t5"]
+    async with sessions() as db, db.begin():
+        db.add(
+            SurveyAnswer(
+                ticket_id=t5.id,
+                customer_id=t5.customer_id,
+                score=3,
+                channel="telegram",
+                answered_at=T0 + 6 * HOUR,
+            )
+        )
+    await refresher.refresh()
+    async with sessions() as db:
+        tables = await nps(db, DAY)
+    # Telegram: t1 (10), t6 (8) and now t5 (3); t6 and t5 are nobody's
+    assert rows(tables, "nps_channel")[-1] == ["telegram", 3, 1, 1, 1, 0.0]
+    assert rows(tables, "nps_agent")[0] == [0, 2, 0, 1, 1, -50.0]
+
+    async with sessions() as db, db.begin():
+        ticket = await db.get(Ticket, t5.id)
+        ticket.assignee_id = staff["boris"].id
+        ticket.updated_at = utcnow()
+    await Refresher(sessions, "Europe/Moscow").refresh()
+    async with sessions() as db:
+        boris = await nps(db, Filters(D, D, agent_id=staff["boris"].id))
+    # Olga's 6 for t2 and the 3 for t5
+    assert rows(boris, "nps_channel") == [
+        ["email", 1, 0, 0, 1, -100.0],
+        ["telegram", 1, 0, 0, 1, -100.0],
+    ]

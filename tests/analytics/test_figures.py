@@ -129,8 +129,8 @@ async def test_a_new_contact_is_picked_up_by_the_next_refresh(sessions, data) ->
 
 async def test_nps_per_channel_and_agent(sessions, data, staff) -> None:
     async with sessions() as db:
-        tables = await nps(db, data[1].calendar, DAY)
-        boris = await nps(db, data[1].calendar, Filters(D, D, agent_id=staff["boris"].id))
+        tables = await nps(db, DAY)
+        boris = await nps(db, Filters(D, D, agent_id=staff["boris"].id))
     # t1 10 and t6 8 on Telegram; t2 6 by email; t3 9 on a call
     assert rows(tables, "nps_channel") == [
         ["call", 1, 1, 0, 0, 100.0],
