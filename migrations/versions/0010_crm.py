@@ -78,9 +78,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
     )
-    op.create_index(
-        op.f("ix_webhook_deliveries_at"), "webhook_deliveries", ["at"], unique=False
-    )
+    op.create_index(op.f("ix_webhook_deliveries_at"), "webhook_deliveries", ["at"], unique=False)
     op.create_index(
         op.f("ix_webhook_deliveries_outbox_id"), "webhook_deliveries", ["outbox_id"], unique=False
     )
