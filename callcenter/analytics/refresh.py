@@ -1,13 +1,14 @@
 """Keeping the rollups in step with the core tables.
 
-A unit of work recomputes one local day of contacts, one day of transitions, or a batch of
-tickets, whole, from the core tables, in its own transaction. The refresher finds what changed
-since its last run (new interactions by id, tickets by ``updated_at``) and redoes only that;
-the first run builds everything. Rows written by transactions that commit late are caught by
-looking back over the last ids: the state keeps the ids of that look-back not yet committed at
-the last run (its gaps), so a run, also the first after a restart, examines only those and
-the new ids. Merges and erasures change a customer's history in place; they leave a row in
-``analytics_dirty`` and the next run recomputes that customer's days and tickets.
+A unit of work recomputes one local day of contacts, of transitions or of survey answers, or
+a batch of tickets, whole, from the core tables, in its own transaction. The refresher finds
+what changed since its last run (new interactions and survey answers by id, tickets by
+``updated_at``) and redoes only that; the first run builds everything. Rows written by
+transactions that commit late are caught by looking back over the last ids: the state keeps
+the ids of that look-back not yet committed at the last run (its gaps), so a run, also the
+first after a restart, examines only those and the new ids. Merges and erasures change a
+customer's history in place; they leave a row in ``analytics_dirty`` and the next run
+recomputes that customer's days and tickets.
 """
 
 from __future__ import annotations
