@@ -274,10 +274,11 @@ class Generator:
         order = str(rng.randrange(10_000, 999_999)) if intent != "size" else ""
         orders = [order] if order else []
         opened = self.now - timedelta(seconds=rng.randrange(86400 * 90))
-        first_reply = opened + timedelta(seconds=rng.randrange(60, 4 * 3600))
+        # Nothing a seeded ticket did lies in the future, however close to now it was opened.
+        first_reply = min(opened + timedelta(seconds=rng.randrange(60, 4 * 3600)), self.now)
         status = rng.choices(("solved", "closed", "open", "pending", "new"), (50, 30, 10, 5, 5))[0]
         solved = (
-            first_reply + timedelta(hours=rng.randrange(1, 72))
+            min(first_reply + timedelta(hours=rng.randrange(1, 72)), self.now)
             if status in ("solved", "closed")
             else None
         )
@@ -353,7 +354,7 @@ class Generator:
                         at + timedelta(seconds=wait + talk),
                     )
                 )
-            at += timedelta(seconds=rng.randrange(60, 3 * 3600))
+            at = min(at + timedelta(seconds=rng.randrange(60, 3 * 3600)), self.now)
 
     def _survey(
         self, out: Batch, ids: NextIds, tid: int, cid: int, channel: str, solved: datetime

@@ -20,6 +20,7 @@ from callcenter import health
 from callcenter.bus import Bus
 from callcenter.channels.telephony.ami import AmiClient
 from callcenter.channels.telephony.amiframes import AmiEvent
+from callcenter.channels.telephony.pbxconfig import WRAPUP_GLOBAL
 from callcenter.channels.telephony.records import CallRecorder
 from callcenter.channels.telephony.servers import AmiServer
 from callcenter.channels.telephony.state import LiveState, QueueSettings
@@ -89,6 +90,12 @@ class TelephonyService:
                     "another server's, and a call with a taken id is not recorded",
                     self.server.name,
                 )
+        # Asterisk reports no queue's wrapuptime over AMI; the dialplan global beside it does.
+        wrapup = await client.send_action(
+            {"Action": "Getvar", "Variable": WRAPUP_GLOBAL}, timeout=15, as_list=False
+        )
+        seconds = str(wrapup.headers.get("Value") or "") if wrapup.ok else ""
+        self.state.wrapup_seconds = int(seconds) if seconds.isdigit() else 0
         self.state.resync_begin()
         for action in RESYNC_ACTIONS:
             response = await client.send_action(action, timeout=15)
