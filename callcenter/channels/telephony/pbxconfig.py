@@ -22,6 +22,8 @@ CONFIG_DIR = REPO_ROOT / "asterisk-config"
 DIALPLAN_DIR = REPO_ROOT / "dialplan"
 AGENTS = ("1001", "1002", "1003", "1004")
 LOOPBACK = "127.0.0.1"
+WRAPUP_GLOBAL = "QUEUE_WRAPUP_SECONDS"
+"""The dialplan global that tells the dashboard the queues' wrapuptime (AMI does not)."""
 
 
 class PbxConfigError(ValueError):
@@ -76,6 +78,8 @@ class PbxSettings:
     # Static contacts for agents that do not register (test phones), by extension.
     agent_contacts: dict[str, str] = field(default_factory=dict)
     survey_enabled: bool = True
+    # Seconds of wrap-up after each answered queue call (queues.conf wrapuptime).
+    wrapup_seconds: int = 15
     # Where AMI and ARI listen and who may log in to AMI. Loopback unless Asterisk runs in a
     # container, where they listen on its address in the private network (docker-compose.yml).
     bind_address: str = LOOPBACK
@@ -101,6 +105,7 @@ class PbxSettings:
             rtp_start=rtp_start,
             rtp_end=rtp_end,
             agi_port=free_port(),
+            wrapup_seconds=0,  # tests ring the next call at once unless they ask for wrap-up
         )
         return replace(settings, **overrides)  # type: ignore[arg-type]
 
@@ -128,6 +133,8 @@ class PbxSettings:
             ipaddress.ip_network(self.ami_permit, strict=False)
         except ValueError:
             raise PbxConfigError(f"ami_permit is not a network: {self.ami_permit!r}") from None
+        if not 0 <= self.wrapup_seconds <= 3600:
+            raise PbxConfigError(f"wrapup_seconds must be 0 to 3600: {self.wrapup_seconds}")
         if not re.fullmatch(r"[A-Za-z0-9.:-]+", self.agi_host):
             raise PbxConfigError(f"agi_host is not a host name or address: {self.agi_host!r}")
 
@@ -160,6 +167,7 @@ def placeholders(settings: PbxSettings, run_dir: str) -> dict[str, str]:
         # Behind NAT, RTP listens on every address of the container and SDP names the public one.
         "MEDIA_ADDRESS": settings.public_address or settings.sip_bind_address,
         "BIND_RTP_TO_MEDIA": "no" if settings.public_address else "yes",
+        "WRAPUP_SECONDS": str(settings.wrapup_seconds),
     }
     for agent, password in settings.agent_passwords.items():
         values[f"AGENT_{agent}_PASSWORD"] = password
@@ -190,6 +198,7 @@ def dialplan_globals(settings: PbxSettings) -> str:
         f"AGI_HOST={settings.agi_host}\n"
         f"AGI_PORT={settings.agi_port}\n"
         f"SURVEY_ENABLED={1 if settings.survey_enabled else 0}\n"
+        f"{WRAPUP_GLOBAL}={settings.wrapup_seconds}\n"
     )
 
 

@@ -257,6 +257,8 @@ class LiveState:
         as missed."""
         self._tz = tz
         self._settings = dict(settings or {})
+        self.wrapup_seconds = 0
+        """Wrap-up of queues whose members and settings name none (the server's own)."""
         self._inbound = inbound_contexts
         self._calls: dict[str, _Call] = {}
         self._queues: dict[str, _Queue] = {}
@@ -575,7 +577,7 @@ class LiveState:
             member.in_call = False
         member = agent.members.get(queue)
         settings = self._queues[queue].settings if queue in self._queues else QueueSettings()
-        wrapup = (member.wrapup if member else 0) or settings.wrapup_seconds
+        wrapup = (member.wrapup if member else 0) or settings.wrapup_seconds or self.wrapup_seconds
         if wrapup > 0:
             agent.wrapup_until = at + timedelta(seconds=wrapup)
             self._wrapping.add(agent)
@@ -864,10 +866,12 @@ class LiveState:
             daily.abandoned if queue.settings.abandoned_in_service_level else 0
         )
         logged_in = [a for a in queue.members.values() if a.device not in _DEVICE_GONE]
+        # As QueueSummary counts them: an agent in wrap-up is available (not in use, not paused).
         available = [
             a
             for a in logged_in
-            if self._derive(a, now)[0] is AgentState.AVAILABLE and not a.members[name].paused
+            if self._derive(a, now)[0] in (AgentState.AVAILABLE, AgentState.WRAPUP)
+            and not a.members[name].paused
         ]
         return QueueSnapshot(
             name=name,
