@@ -117,6 +117,10 @@ class Settings:
     """How Asterisk dials the customer for callbacks and click-to-call; ``{number}`` is the
     E.164 number (``+79161234567``)."""
 
+    outbox_lease_seconds: int = 60
+    """A worker's claim on an outbox row it sends; a killed worker's rows are sent again by
+    another once it lapses, so it must outlast one send (a slow SMTP server included)."""
+
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     smtp_user: str = ""

@@ -87,8 +87,10 @@ class OutboxWorker:
         now: Callable[[], datetime] = utcnow,
         batch: int = 50,
         idle_seconds: float = 1.0,
+        lease: timedelta = LEASE,
     ) -> None:
         self.sessions = sessions
+        self.lease = lease
         self.senders = {sender.channel: sender for sender in senders}
         self.now = now
         self.batch = batch
@@ -123,7 +125,7 @@ class OutboxWorker:
                 query = query.with_for_update(skip_locked=True, of=Outbox)
             items = list(await session.scalars(query))
             for item in items:
-                item.locked_until = now + LEASE
+                item.locked_until = now + self.lease
         return items
 
     async def _finish(self, item: Outbox, **values: Any) -> None:
@@ -143,7 +145,7 @@ class OutboxWorker:
         """Extend this worker's lease on ``item`` right before sending it; False when the lease
         lapsed and another worker has taken the row over (or it is no longer pending). A batch
         is sent one row after another, so its last rows may wait longer than the lease."""
-        lease = self.now() + LEASE
+        lease = self.now() + self.lease
         async with self.sessions() as session, session.begin():
             result = await session.execute(
                 update(Outbox)

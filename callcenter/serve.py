@@ -7,6 +7,7 @@ import asyncio
 import functools
 import logging
 import signal
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -179,7 +180,8 @@ async def serve(settings: Settings, host: str, port: int, stop: asyncio.Event) -
         if settings.imap_user:
             run_email = functools.partial(run_email_worker, settings, sessions, bus, send=False)
             components.append(Component("email", run_email, health_name="imap"))
-        components.append(Component("outbox", OutboxWorker(sessions, senders).run))
+        lease = timedelta(seconds=settings.outbox_lease_seconds)
+        components.append(Component("outbox", OutboxWorker(sessions, senders, lease=lease).run))
         try:
             await run_all(components, stop)
         finally:

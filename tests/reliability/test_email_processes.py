@@ -33,6 +33,7 @@ from tests.services.dovecot import Dovecot, running_dovecot
 MAILS = 60
 REPLIES = 30
 SMTP_SECONDS = 0.3  # per message: the kill lands in the middle of sending
+LEASE_SECONDS = "8"  # many sends long (renewed before each), yet no minute waited per kill
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +105,7 @@ async def test_two_copies_killed_mid_work_and_restarted_lose_and_double_nothing(
         "imap_password": box.password, "imap_security": "none",
         "smtp_host": "127.0.0.1", "smtp_port": str(smtp_port), "smtp_security": "none",
         "smtp_from": SHOP, "session_key": "faults-session-key-" + "x" * 32,
+        "outbox_lease_seconds": LEASE_SECONDS,
     }  # fmt: skip
 
     processes = Processes(tmp_path)
@@ -123,7 +125,7 @@ async def test_two_copies_killed_mid_work_and_restarted_lose_and_double_nothing(
         assert sent_at_kill < REPLIES, "the kill should land before the sending is done"
 
         copies = list(await asyncio.gather(launch(), launch()))
-        # The rows the killed copies had leased wait for their lease (60 s) to lapse.
+        # The rows the killed copies had leased wait for their lease to lapse.
         await until(_all_sent(sessions), "every outbox row sent", timeout=180)
         await until(_stored(sessions, MAILS), "every mail stored", timeout=60)
         await asyncio.sleep(2)  # a moment more for a duplicate to show

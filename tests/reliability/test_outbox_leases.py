@@ -3,19 +3,25 @@ lease lapsed mid-batch and was taken over is sent by the new holder only, never 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.models import Outbox, OutboxStatus
-from callcenter.outbox import LEASE, OutboxWorker
+from callcenter.outbox import OutboxWorker
 from tests.test_outbox import Clock, ScriptedSender, queue
+
+LEASE = timedelta(seconds=8)  # outbox_lease_seconds, as the reliability tests set it
 
 
 async def test_a_batch_outliving_its_lease_does_not_send_rows_taken_over_by_another_worker(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     clock, sender = Clock(), ScriptedSender()
-    slow, other = (OutboxWorker(sessions, [sender], now=clock, batch=10) for _ in range(2))
+    slow, other = (
+        OutboxWorker(sessions, [sender], now=clock, batch=10, lease=LEASE) for _ in range(2)
+    )
     rows = [(f"customer{n}", str(n)) for n in range(10)]
     await queue(sessions, *rows)
 
@@ -39,7 +45,9 @@ async def test_a_worker_whose_lease_still_holds_sends_its_whole_batch(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     clock, sender = Clock(), ScriptedSender()
-    worker, other = (OutboxWorker(sessions, [sender], now=clock, batch=10) for _ in range(2))
+    worker, other = (
+        OutboxWorker(sessions, [sender], now=clock, batch=10, lease=LEASE) for _ in range(2)
+    )
     await queue(sessions, *[(f"c{n}", str(n)) for n in range(10)])
 
     batch = await worker._claim()

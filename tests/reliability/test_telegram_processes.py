@@ -56,6 +56,7 @@ async def test_two_copies_killed_mid_work_and_restarted_lose_and_double_nothing(
         settings = {
             "database_url": url, "data_dir": str(tmp_path),
             "telegram_token": api.token, "telegram_api_base": api.base_url,
+            "outbox_lease_seconds": "8",  # many sends long; no minute waited per kill
         }  # fmt: skip
 
         def ours() -> list[str]:
@@ -70,7 +71,7 @@ async def test_two_copies_killed_mid_work_and_restarted_lose_and_double_nothing(
             assert sent_at_kill < REPLIES, "the kill should land before the sending is done"
 
             copies = [await processes.start(["worker", "telegram"], settings) for _ in range(2)]
-            # The rows the killed copies had leased wait for their lease (60 s) to lapse.
+            # The rows the killed copies had leased wait for their lease to lapse.
             await until(_all_sent(sessions), "every outbox row sent", timeout=180)
             await api.wait_until(lambda: api.pending_updates == 0, 120, "every update confirmed")
             await asyncio.sleep(2)  # a moment more for a duplicate to show

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -68,7 +69,10 @@ async def run_email_worker(
     ]
     if send:
         outbox = OutboxWorker(
-            sessions, [email_sender(settings, sessions)], idle_seconds=outbox_idle
+            sessions,
+            [email_sender(settings, sessions)],
+            idle_seconds=outbox_idle,
+            lease=timedelta(seconds=settings.outbox_lease_seconds),
         )
         tasks.append(asyncio.create_task(outbox.run(stop), name="email-outbox"))
     log.info(

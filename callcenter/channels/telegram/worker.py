@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import re
+from datetime import timedelta
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -90,7 +91,12 @@ class TelegramChannel:
             prestore=Prestore(file_limit, settings.default_region, conversation.on_message),
         )
         self.sender = TelegramSender(self.bot, sessions, language=settings.language)
-        self.outbox = OutboxWorker(sessions, [self.sender], idle_seconds=outbox_idle)
+        self.outbox = OutboxWorker(
+            sessions,
+            [self.sender],
+            idle_seconds=outbox_idle,
+            lease=timedelta(seconds=settings.outbox_lease_seconds),
+        )
         self.outbox_idle = outbox_idle
         self.poller = Poller(self.bot, self.processor, poll_timeout=poll_timeout)
 
