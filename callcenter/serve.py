@@ -55,7 +55,9 @@ from callcenter.runtime import Component, run_all
 from callcenter.screenpop.service import ScreenPopService
 from callcenter.web.app import create_app
 from callcenter.web.fanout import Fanout, close_inactive
-from callcenter.web.keys import CLICK_TO_CALL, CONTROL, WALLBOARD
+from callcenter.web.keys import CLICK_TO_CALL, CONTROL, PRESENCE, WALLBOARD
+from callcenter.web.presence import KIND as PRESENCE_KIND
+from callcenter.web.presence import Presence
 from callcenter.web.streams import Hub
 from callcenter.web.views.callbacks import push_callback_changes
 
@@ -84,12 +86,14 @@ async def serve(settings: Settings, host: str, port: int, stop: asyncio.Event) -
     app = create_app(settings, engine=engine, hub=hub, bus=bus)
     bridge_calls(bus)  # stored calls trigger the call rules (summary, abandoned-call callback)
     push_callback_changes(bus, hub)  # the live callback list
+    servers = ami_servers(settings)
+    app[PRESENCE] = presence = Presence(hub, telephony=bool(servers))
 
     async with aiohttp.ClientSession() as http:
         crm = crm_connector(settings, http)
         ScreenPopService(
             sessions,
-            hub.publish_to_user,
+            presence.publish_to_user,  # delivered: the agent's streams in every web process
             region=settings.default_region,
             crm=crm_lookup(settings, crm) if crm is not None else None,
         ).subscribe(bus)
@@ -107,14 +111,22 @@ async def serve(settings: Settings, host: str, port: int, stop: asyncio.Event) -
             Component("analytics", Refresher(sessions, settings.timezone).run),
             Component("crm-feed", CatchUp(sessions, feed).run),
             Component("new-callbacks", NewCallbacks(sessions, bus).run),
+            Component("presence", presence.run),
         ]
         if engine.dialect.name == "postgresql":  # several web processes may share it
-            fanout = Fanout(hub, functools.partial(close_inactive, hub, sessions))
+
+            async def resynced() -> None:
+                await close_inactive(hub, sessions)
+                presence.announce()
+
+            fanout = Fanout(hub, resynced)
+            fanout.on(PRESENCE_KIND, presence.receive)
+            presence.attach(fanout.outgoing)
             dsn = asyncpg_dsn(settings.resolved_database_url)
             notify = PgNotify(dsn, fanout.incoming, fanout.resynced)
             fanout.attach(notify.send)
             components.append(Component("fanout", notify.run))
-        if servers := ami_servers(settings):
+        if servers:
             queues = await queue_settings(sessions)
             several = len(servers) > 1
             services = [
@@ -139,7 +151,8 @@ async def serve(settings: Settings, host: str, port: int, stop: asyncio.Event) -
             log.warning("CALLCENTER_AMI_PASSWORD is not set: telephony is off")
             figures = SideBySide({})  # the omnichannel tiles alone
         policy = Policy.from_settings(settings)
-        wallboard = Wallboard(figures, hub.publish_to_role, policy=policy)
+        publish = hub.publish_to_role if servers else presence.publish_board
+        wallboard = Wallboard(figures, publish, policy=policy)
         wallboard.subscribe(bus)
         zone = ZoneInfo(settings.timezone)
         tiles = BacklogWatch(sessions, policy.answer_promise, wallboard.set_backlog, zone=zone)

@@ -98,6 +98,11 @@ class Fanout:
         self._numbers = count()
         self._parts = Reassembler()
         self._send: Send | None = None
+        self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
+
+    def on(self, kind: str, handler: Callable[[dict[str, Any]], None]) -> None:
+        """Relayed messages of ``kind`` go to ``handler`` instead of the hub (presence.py)."""
+        self._handlers[kind] = handler
 
     def attach(self, send: Send) -> None:
         self._send = send
@@ -112,7 +117,8 @@ class Fanout:
         try:
             whole = self._parts.add(sender, payload)
             if whole is not None:
-                self._hub.receive(json.loads(whole))
+                message = json.loads(whole)
+                self._handlers.get(message.get("kind"), self._hub.receive)(message)
         except (ValueError, KeyError, TypeError):
             log.warning("dropping a malformed relayed message from connection %s", sender)
 

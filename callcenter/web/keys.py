@@ -12,6 +12,7 @@ from callcenter.dashboard.dialer import ClickToCall
 from callcenter.dashboard.wallboard import Wallboard
 from callcenter.health import HealthRegistry
 from callcenter.web.cookies import SessionCodec
+from callcenter.web.presence import Presence
 from callcenter.web.ratelimit import LoginLimiter
 from callcenter.web.streams import Hub
 
@@ -21,6 +22,8 @@ SETTINGS = web.AppKey("settings", Settings)
 CODEC = web.AppKey("session_codec", SessionCodec)
 LIMITER = web.AppKey("login_limiter", LoginLimiter)
 HUB = web.AppKey("event_hub", Hub)
+PRESENCE = web.AppKey("presence", Presence)
+"""Streams open in every web process (serve); absent, the hub's own are all there are."""
 HEALTH = web.AppKey("health", HealthRegistry)
 WALLBOARD = web.AppKey("wallboard", Wallboard)
 CONTROL = web.AppKey("telephony_control", TelephonyControl)

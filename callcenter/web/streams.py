@@ -113,10 +113,12 @@ class Hub:
         self._forward({"kind": "user", "user": user_id, "frame": frame.decode()})
         return self._to_user(user_id, frame)
 
-    def publish_to_role(self, role: Role, event: str, data: Any) -> int:
-        """Queue an event for every connection of users with ``role`` (count as above)."""
+    def publish_to_role(self, role: Role, event: str, data: Any, *, relay: bool = True) -> int:
+        """Queue an event for every connection of users with ``role`` (count as above); with
+        ``relay`` False, for this process's connections only."""
         frame = encode_event(event, data)
-        self._forward({"kind": "role", "role": role.value, "frame": frame.decode()})
+        if relay:
+            self._forward({"kind": "role", "role": role.value, "frame": frame.decode()})
         return self._to_role(role, frame)
 
     def _to_user(self, user_id: int, frame: bytes) -> int:

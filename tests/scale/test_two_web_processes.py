@@ -1,23 +1,26 @@
 """Two real ``callcenter serve`` processes on one PostgreSQL database, as behind a load
 balancer: only the first has telephony (AMI to the real Asterisk). An agent signed in on the
 second gets the screen-pop of a call the first one sees ring her phone, and a supervisor on
-the second gets the first one's wallboard; after the second's LISTEN connection is killed it
-recovers and the next call's pop still arrives."""
+the second gets the first one's wallboard; the pop's record counts the agent's stream on the
+second as delivered; after the second's LISTEN connection is killed it recovers and the next
+call's pop still arrives."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from yarl import URL
 
 from callcenter.channels.telephony.pbxconfig import free_port
 from callcenter.db import create_engine, session_factory
 from callcenter.migrate import upgrade_async
-from callcenter.models import Role, User
+from callcenter.models import Role, ScreenPop, User
 from callcenter.passwords import hash_password
 from tests.dbs import postgres_database
 from tests.scale.processes import (
@@ -80,7 +83,7 @@ async def ring_1001(ami: Ami, pbx: Pbx, start_sipp, callers: Path) -> None:
 async def test_a_pop_raised_on_one_process_reaches_the_agent_on_another(
     database, pbx: Pbx, ami: Ami, start_sipp, tmp_path: Path
 ) -> None:
-    url, _ = database
+    url, sessions = database
     telephony_env = {
         "CALLCENTER_AMI_PORT": str(pbx.process.settings.ami_port),
         "CALLCENTER_AMI_USER": pbx.process.settings.ami_username,
@@ -107,6 +110,14 @@ async def test_a_pop_raised_on_one_process_reaches_the_agent_on_another(
             card = await next_event(anna_stream, "card")
             assert card["caller_number"] == CALLER and card["queue"] == "support"
             first_pop = card["id"]
+            async with asyncio.timeout(10):
+                while True:
+                    async with sessions() as session:
+                        pop = await session.scalar(select(ScreenPop))
+                    if pop is not None:
+                        break
+                    await asyncio.sleep(0.2)
+            assert pop.delivered == 1  # Anna's one stream, open on the other process
 
             old = await listening(url, second.application_name)
             await terminate_backend(url, old)

@@ -17,7 +17,7 @@ from callcenter.domain.audit import record
 from callcenter.models import Role, User
 from callcenter.web.access import SUPERVISORS, allow
 from callcenter.web.i18n import catalog, translator
-from callcenter.web.keys import CONTROL, HUB, SESSIONS, WALLBOARD
+from callcenter.web.keys import CONTROL, HUB, PRESENCE, SESSIONS, WALLBOARD
 from callcenter.web.render import language, render
 from callcenter.web.session import require_user
 
@@ -34,7 +34,8 @@ async def supervisor_home(request: web.Request) -> web.Response:
         agents = list(
             await db.scalars(select(User).where(User.role == Role.AGENT).order_by(User.username))
         )
-    online = {c.user_id for c in request.app[HUB].connections()}
+    presence = request.app.get(PRESENCE)
+    online = presence.online() if presence else {c.user_id for c in request.app[HUB].connections()}
     wallboard = request.app.get(WALLBOARD)
     names = {a.sip_endpoint: a.display_name or a.username for a in agents if a.sip_endpoint}
     texts = catalog(language(request))
@@ -42,7 +43,7 @@ async def supervisor_home(request: web.Request) -> web.Response:
         "agents": agents,
         "online": online,
         "board": wallboard.snapshot() if wallboard is not None else None,
-        "telephony": CONTROL in request.app,
+        "telephony": CONTROL in request.app or bool(presence and presence.telephony_elsewhere()),
         "names": names,
         "labels": {k: v for k, v in texts.items() if k.startswith("wallboard.")},
         "reasons": [v for k, v in texts.items() if k.startswith("wallboard.reason_")],
