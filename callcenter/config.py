@@ -100,6 +100,10 @@ class Settings:
     """With several ami_servers: ``name=http://host:8088, ...``, the ARI of each entry (same
     ari_user, ari_password and ari_app on each). Callbacks then ring free agents of every one
     of them, each call placed through the agent's own server. Empty: ari_url and ari_server."""
+    queue_log_path: str = ""
+    """Asterisk's queue_log file, readable here (docker-compose: the pbxlog volume): after each
+    AMI login the queue calls that ended while disconnected are recorded from it. With several
+    ami_servers, ``{server}`` stands for the entry's name. Empty: such calls are not recovered."""
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
 

@@ -30,7 +30,12 @@ from callcenter.channels.telephony.dialler import (
     dialled_by,
 )
 from callcenter.channels.telephony.fastagi import run_agi_server
-from callcenter.channels.telephony.servers import SideBySide, ami_servers, server_bus
+from callcenter.channels.telephony.servers import (
+    SideBySide,
+    ami_servers,
+    held_elsewhere,
+    server_bus,
+)
 from callcenter.channels.telephony.service import TelephonyService, queue_settings
 from callcenter.channels.telephony.stasis import run_ari_app
 from callcenter.classify.live import LiveDictionary
@@ -172,7 +177,8 @@ async def serve(settings: Settings, host: str, port: int, stop: asyncio.Event) -
                 )
                 label = f"ari:{name}" if len(urls) > 1 else "ari"
                 components.append(Component(label, ari, health_name="ari"))
-            app[CLICK_TO_CALL] = BusClickToCall(bus, settings.default_region)
+            elsewhere = held_elsewhere(states, urls) if len(servers) > 1 else None
+            app[CLICK_TO_CALL] = BusClickToCall(bus, settings.default_region, elsewhere=elsewhere)
             if servers:  # callbacks go to agents free on the servers ARI dials through
                 dialler = CallbackDialler(
                     sessions,

@@ -1,15 +1,21 @@
 """Several Asterisk servers: each supervisor action reaches the server that holds the agent (or
-the ``server/queue`` the wallboard names), never simply the first one."""
+the ``server/queue`` the wallboard names), never simply the first one; click-to-call refuses an
+agent whom only a server without an ARI application holds."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
 
+from callcenter.bus import Bus
+from callcenter.channels.telephony.clicktocall import ClickToCallRefused, ClickToCallRequested
 from callcenter.channels.telephony.events import AgentState
+from callcenter.channels.telephony.servers import held_elsewhere
 from callcenter.channels.telephony.state import AgentSnapshot
 from callcenter.dashboard.control import AmiControl, RoutedControl, SpyMode
+from callcenter.dashboard.dialer import BusClickToCall
 from tests.dashboard.test_control import FakeAmi
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -78,3 +84,30 @@ async def test_unknown_agents_and_servers_are_refused_before_asterisk(servers) -
     with pytest.raises(ValueError, match="not a queue name"):
         await control.log_out("PJSIP/1001", "msk/a/b")
     assert msk.sent == spb.sent == []
+
+
+async def test_click_to_call_refuses_an_agent_only_a_server_without_ari_holds() -> None:
+    bus = Bus()
+    asked: list[ClickToCallRequested] = []
+
+    async def ari_app(request: ClickToCallRequested) -> None:
+        asked.append(request)
+
+    bus.subscribe(ClickToCallRequested, ari_app)
+    states = {
+        "msk": Agents(agent("PJSIP/1001", AgentState.AVAILABLE, "support")),
+        "spb": Agents(
+            agent("PJSIP/1001", AgentState.AVAILABLE, "support"),  # the same name on both
+            agent("PJSIP/2001", AgentState.AVAILABLE, "support"),
+        ),
+    }
+    dialer = BusClickToCall(bus, elsewhere=held_elsewhere(states, ["msk"]))  # ARI on msk only
+    await dialer.call("PJSIP/1001", "+79161234567", None)
+    await dialer.call("PJSIP/3001", "+79161234567", None)  # in no queue: ARI's server decides
+    with pytest.raises(ClickToCallRefused, match="PJSIP/2001 is on Asterisk 'spb'"):
+        await dialer.call("PJSIP/2001", "+79161234567", None)
+    await asyncio.sleep(0)
+    assert [r.agent_endpoint for r in asked] == ["PJSIP/1001", "PJSIP/3001"]
+
+    everywhere = BusClickToCall(bus, elsewhere=held_elsewhere(states, ["msk", "spb"]))
+    await everywhere.call("PJSIP/2001", "+79161234567", None)  # ari_urls: spb's app places it

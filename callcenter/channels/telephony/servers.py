@@ -11,13 +11,14 @@ their queues carry the server prefix.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from callcenter.bus import Bus
 from callcenter.channels.telephony.state import AgentSnapshot, LiveState, QueueSnapshot
 from callcenter.config import ConfigError, Settings
+from callcenter.models import utcnow
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_]{0,31}")
 _ENTRY = re.compile(r"(?P<name>[^=]+)=(?P<host>[^:]+):(?P<port>\d{1,5}):(?P<user>\S+)")
@@ -100,3 +101,23 @@ class SideBySide:
             for server, state in self._states.items()
             for agent in state.agent_snapshots(now)
         ]
+
+
+def held_elsewhere(
+    states: Mapping[str, LiveState], reached: Collection[str]
+) -> Callable[[str], str | None]:
+    """A server outside ``reached`` (those with an ARI application: ari_urls, or ari_server)
+    whose live state shows an endpoint, when none of the reached ones does; else None.
+    Click-to-call must not ring such an agent through another server's ARI, where the same
+    endpoint name may be someone else's phone."""
+
+    def find(endpoint: str) -> str | None:
+        now = utcnow()
+        holding = [
+            server
+            for server, state in states.items()
+            if any(a.interface == endpoint for a in state.agent_snapshots(now))
+        ]
+        return None if not holding or set(holding) & set(reached) else holding[0]
+
+    return find
