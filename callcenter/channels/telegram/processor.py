@@ -1,8 +1,9 @@
 """Storing a batch of updates exactly once, whichever way they arrived (polling or webhook).
 
-Each update runs in a savepoint of one batch transaction, with its update_id written to
-``telegram_updates``: an update already there is skipped, so a batch delivered again after a
-crash (the polling offset is confirmed only after the commit) stores nothing twice. An update
+A batch is one transaction that first writes its update ids to ``telegram_updates`` in one
+statement skipping those already there (``_claim``); only the updates it wrote are handled, each
+in a savepoint, so a batch delivered again after a crash (the polling offset is confirmed only
+after the commit) stores nothing twice. An update
 whose handling fails on bad data is kept with its error and raw JSON instead of blocking the
 queue; a database failure fails the whole batch, which is then delivered again.
 
@@ -26,7 +27,10 @@ from datetime import UTC, datetime, timedelta
 
 from aiogram import Bot, Dispatcher
 from aiogram.types import Update
-from sqlalchemy import delete, select
+from sqlalchemy import delete
+from sqlalchemy import update as sa_update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -38,6 +42,8 @@ from callcenter.channels.telegram.redact import redact
 from callcenter.channels.telegram.turn import Turn
 
 log = logging.getLogger(__name__)
+
+UPDATES = TelegramUpdate.__table__
 
 KEEP_SEEN = timedelta(days=7)
 """Telegram keeps an unconfirmed update for 24 hours; remembering ids a week is ample."""
@@ -91,16 +97,11 @@ class UpdateProcessor:
         stored together without savepoints; if that fails, ``_Redo`` rolls it all back."""
         turns: list[Turn] = []
         async with self.sessions() as session, session.begin():
-            ids = [update.update_id for update in updates]
-            seen = set(
-                await session.scalars(
-                    select(TelegramUpdate.update_id).where(TelegramUpdate.update_id.in_(ids))
-                )
-            )
+            claimed = await self._claim(session, updates)
             fresh = []
             for update in updates:
-                if update.update_id not in seen:
-                    seen.add(update.update_id)
+                if update.update_id in claimed:
+                    claimed.discard(update.update_id)
                     fresh.append(update)
             if optimistic and len(fresh) > 1 and all(map(self._plain, fresh)):
                 try:
@@ -114,6 +115,23 @@ class UpdateProcessor:
             for run in self._runs(fresh):
                 turns += await self._run(session, run)
         return turns
+
+    async def _claim(self, session: AsyncSession, updates: Sequence[Update]) -> set[int]:
+        """Write the batch's update ids in one statement; returns those not stored before.
+        A concurrent batch's uncommitted id makes this wait for that batch's outcome."""
+        if not updates:
+            return set()
+        now = self.now()
+        rows = [{"update_id": i, "received_at": now} for i in {u.update_id for u in updates}]
+        dialect = session.get_bind().dialect.name
+        statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(UPDATES)
+        return set(
+            await session.scalars(
+                statement.values(rows)
+                .on_conflict_do_nothing(index_elements=[UPDATES.c.update_id])
+                .returning(UPDATES.c.update_id)
+            )
+        )
 
     def _plain(self, update: Update) -> bool:
         return self.prestore is not None and is_plain(update)
@@ -155,7 +173,6 @@ class UpdateProcessor:
         assert self.prestore is not None
         turns = [Turn(session, update.update_id, self.now()) for update in run]
         async with session.begin_nested() if savepoint else contextlib.nullcontext():
-            session.add_all(TelegramUpdate(update_id=t.update_id, received_at=t.now) for t in turns)
             prepared, shared = await self.prestore(session, run, savepoint=savepoint)
             for update, turn, ready in zip(run, turns, prepared, strict=True):
                 assert update.message is not None
@@ -171,38 +188,31 @@ class UpdateProcessor:
         turn = Turn(session, update.update_id, now)
         try:
             async with session.begin_nested():
-                session.add(TelegramUpdate(update_id=update.update_id, received_at=now))
-                await session.flush()
                 await self.dispatcher.feed_update(self.bot, update, turn=turn)
         except IntegrityError as exc:
-            if await session.get(TelegramUpdate, update.update_id) is not None:
-                return None  # another worker stored it first
-            await self._keep_failed(session, update, now, exc)
+            await self._keep_failed(session, update, exc)
             return None
         except DBAPIError:
             raise
         except Exception as exc:
-            await self._keep_failed(session, update, now, exc)
+            await self._keep_failed(session, update, exc)
             return None
         return turn
 
-    async def _keep_failed(
-        self, session: AsyncSession, update: Update, now: datetime, exc: Exception
-    ) -> None:
+    async def _keep_failed(self, session: AsyncSession, update: Update, exc: Exception) -> None:
         log.error(
             "telegram update %s could not be handled; kept with its error",
             update.update_id,
             exc_info=exc,
         )
-        async with session.begin_nested():
-            session.add(
-                TelegramUpdate(
-                    update_id=update.update_id,
-                    received_at=now,
-                    error=redact(f"{type(exc).__name__}: {exc}")[:2000],
-                    raw=update.model_dump(mode="json", exclude_none=True),
-                )
+        await session.execute(
+            sa_update(TelegramUpdate)
+            .where(TelegramUpdate.update_id == update.update_id)
+            .values(
+                error=redact(f"{type(exc).__name__}: {exc}")[:2000],
+                raw=update.model_dump(mode="json", exclude_none=True),
             )
+        )
 
     def _after_commit(self, turns: list[Turn]) -> None:
         for turn in turns:
