@@ -383,3 +383,31 @@ def test_the_proxy_shares_pages_and_streams_but_sends_telephony_to_the_main_proc
     # Without replicas everything goes to the main process.
     alone = caddy_proxies({**env, "UPSTREAM": upstream, "REPLICAS": ""})
     assert {u["dial"] for p in alone.values() for u in p["upstreams"]} == {upstream}
+
+
+def _mounts(service: dict) -> dict[str, tuple[str, bool]]:
+    """Container path -> (volume, read only) of a service's volumes, short or long syntax."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        if isinstance(volume, str):
+            source, target, *mode = volume.split(":")
+            mounts[target] = (source, mode == ["ro"])
+        else:
+            mounts[volume["target"]] = (volume["source"], bool(volume.get("read_only")))
+    return mounts
+
+
+def test_serve_reads_the_queue_log_asterisk_writes(resolved):
+    services = resolved["services"]
+    queue_log = Path(services["callcenter"]["environment"]["CALLCENTER_QUEUE_LOG_PATH"])
+    pbx_mounts, app_mounts = _mounts(services["asterisk"]), _mounts(services["callcenter"])
+    # Asterisk's astlogdir is RUN_DIR/log (asterisk-config/asterisk.conf, docker entrypoint).
+    entrypoint = (REPO / "docker" / "asterisk" / "entrypoint.sh").read_text(encoding="utf-8")
+    run_dir = re.search(r'RUN_DIR="\$\{PBX_RUN_DIR:-([^}]+)\}"', entrypoint)
+    assert run_dir, "entrypoint.sh no longer sets RUN_DIR"
+    log_dir = f"{run_dir.group(1)}/log"
+    assert queue_log.name == "queue_log"
+    assert pbx_mounts[log_dir][0] == app_mounts[str(queue_log.parent)][0]
+    assert app_mounts[str(queue_log.parent)][1], "the app must mount Asterisk's logs read-only"
+    assert app_mounts["/var/lib/callcenter"][0] == "appdata"
+    assert "queue_log = yes" in (REPO / "asterisk-config" / "logger.conf").read_text("utf-8")

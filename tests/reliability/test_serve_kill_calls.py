@@ -1,6 +1,8 @@
-"""`callcenter serve` killed with SIGKILL while five calls are being talked through the real
-Asterisk, and started again before they end: each call gets exactly one record, answered by
-its agent, with its talk time (the new process learns the calls from Asterisk at login)."""
+"""`callcenter serve` killed with SIGKILL while calls are talked through the real Asterisk.
+
+Started again before they end, the new process learns the calls from Asterisk at login; when
+the calls end (answered or abandoned) while it is down, it reads them from Asterisk's queue_log
+afterwards. Either way each call gets exactly one record with its outcome, agent and times."""
 
 from __future__ import annotations
 
@@ -17,7 +19,14 @@ from callcenter.db import create_engine, session_factory
 from callcenter.migrate import upgrade_async
 from callcenter.models import Call, CallOutcome
 from tests.dbs import postgres_database
-from tests.reliability.callload import LoadPbx, load_pbx, start_agents, start_callers
+from tests.reliability.callload import (
+    LoadPbx,
+    caller_number,
+    load_pbx,
+    start_abandoning,
+    start_agents,
+    start_callers,
+)
 from tests.reliability.processes import Processes, kill, until
 from tests.reliability.product import add_staff
 
@@ -42,6 +51,7 @@ def _settings(url: str, pbx: LoadPbx, data_dir: Path) -> dict[str, str]:
         "ami_port": str(pbx_settings.ami_port), "ami_user": pbx_settings.ami_username,
         "ami_password": pbx_settings.ami_secret, "agi_port": str(pbx_settings.agi_port),
         "session_key": "kill-session-key-" + "x" * 32,
+        "queue_log_path": str(pbx.process.run_dir / "log" / "queue_log"),
     }  # fmt: skip
 
 
@@ -101,3 +111,95 @@ async def _calls_across_a_kill(
         await processes.close()
     async with sessions() as session:
         return list(await session.scalars(select(Call)))
+
+
+ANSWERED_DOWN, ABANDONED_DOWN, TALK_DOWN_MS = 3, 2, 6_000
+
+
+async def test_calls_ending_while_serve_is_down_are_recorded_from_the_queue_log(
+    tmp_path: Path,
+) -> None:
+    async with postgres_database("cc_faults_down") as url:
+        await upgrade_async(url)
+        engine = create_engine(url)
+        sessions = session_factory(engine)
+        try:
+            async with load_pbx(tmp_path, agents=ANSWERED_DOWN) as pbx:
+                agent_ids = await add_staff(sessions, pbx)
+                records = await _calls_ending_while_down(
+                    sessions, pbx, _settings(url, pbx, tmp_path), tmp_path
+                )
+        finally:
+            await engine.dispose()
+
+    assert len(records) == ANSWERED_DOWN + ABANDONED_DOWN, [r.__dict__ for r in records]
+    assert len({r.linkedid for r in records}) == len(records)
+    answered = [r for r in records if r.queue == "support"]
+    abandoned = [r for r in records if r.queue == "sales"]
+    assert sorted(r.caller_number for r in answered) == sorted(
+        caller_number("support", i) for i in range(ANSWERED_DOWN)
+    )
+    for record in answered:
+        assert record.outcome is CallOutcome.ANSWERED, record.__dict__
+        assert record.agent_id == agent_ids[record.agent_endpoint], record.__dict__
+        assert abs(record.talk_seconds - TALK_DOWN_MS / 1000) <= 3, record.__dict__
+        assert record.answered_at is not None and record.ended_at > record.answered_at
+    assert len(abandoned) == ABANDONED_DOWN
+    for record in abandoned:
+        assert record.outcome is CallOutcome.ABANDONED, record.__dict__
+        assert record.agent_id is None and record.talk_seconds == 0, record.__dict__
+        assert 2 <= record.wait_seconds <= 6, record.__dict__
+
+
+async def _calls_ending_while_down(
+    sessions: async_sessionmaker[AsyncSession], pbx: LoadPbx, settings: dict[str, str], work: Path
+) -> list[Call]:
+    processes = Processes(work)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    agents = await start_agents(work, pbx, TALK_DOWN_MS)
+    try:
+        serve = await processes.start(["serve", "--port", str(port)], settings)
+        await until(lambda: _healthy(base), "serve up", timeout=120)
+        checkpoint = work / "queue_log.checkpoint"
+        await until(_exists(checkpoint), "the queue_log checkpoint taken at login", timeout=30)
+        callers = await start_callers(work, pbx, "support", ANSWERED_DOWN, rate=ANSWERED_DOWN)
+        await asyncio.sleep(2)  # every agent answered and talking
+
+        await kill(serve)
+        # While serve is down: the talks end, and callers to sales (every agent busy) give up.
+        abandoning = await start_abandoning(work, pbx, "sales", ABANDONED_DOWN)
+        for sipp in (callers, abandoning):
+            code, report = await sipp.finish(timeout=120)
+            assert code == 0, report
+        async with sessions() as session:
+            assert await session.scalar(select(func.count()).select_from(Call)) == 0
+
+        serve = await processes.start(["serve", "--port", str(port)], settings)
+        await until(lambda: _healthy(base), "serve up again", timeout=120)
+
+        async def recorded() -> bool:
+            async with sessions() as session:
+                stored = await session.scalar(select(func.count()).select_from(Call)) or 0
+                return stored >= ANSWERED_DOWN + ABANDONED_DOWN
+
+        await until(recorded, "the calls ended while down recorded", timeout=60)
+        # A restart reads the checkpoint again: nothing is recorded twice.
+        await processes.stop(serve)
+        serve = await processes.start(["serve", "--port", str(port)], settings)
+        await until(lambda: _healthy(base), "serve up a third time", timeout=120)
+        await asyncio.sleep(3)  # logged in and the queue_log read again
+        await processes.stop(serve)
+    finally:
+        for agent in agents:
+            await agent.stop()
+        await processes.close()
+    async with sessions() as session:
+        return list(await session.scalars(select(Call)))
+
+
+def _exists(path: Path):  # type: ignore[no-untyped-def]
+    async def check() -> bool:
+        return path.exists()
+
+    return check

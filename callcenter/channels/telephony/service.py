@@ -21,6 +21,7 @@ from callcenter.bus import Bus
 from callcenter.channels.telephony.ami import AmiClient
 from callcenter.channels.telephony.amiframes import AmiEvent
 from callcenter.channels.telephony.pbxconfig import WRAPUP_GLOBAL
+from callcenter.channels.telephony.queuelog import queue_log_of
 from callcenter.channels.telephony.records import CallRecorder
 from callcenter.channels.telephony.servers import AmiServer
 from callcenter.channels.telephony.state import LiveState, QueueSettings
@@ -69,6 +70,8 @@ class TelephonyService:
             "", settings.ami_host, settings.ami_port, settings.ami_user, settings.ami_password
         )
         self.server = server
+        self.queue_log = queue_log_of(settings, server.name)
+        self._recovery: asyncio.Task[None] | None = None
         self.ami = AmiClient(
             server.host, server.port, server.user, server.password, on_login=self._resync
         )
@@ -97,11 +100,17 @@ class TelephonyService:
         seconds = str(wrapup.headers.get("Value") or "") if wrapup.ok else ""
         self.state.wrapup_seconds = int(seconds) if seconds.isdigit() else 0
         self.state.resync_begin()
+        members: dict[str, str] = {}  # queue_log names members; records name interfaces
         for action in RESYNC_ACTIONS:
             response = await client.send_action(action, timeout=15)
             for headers in response.events:
                 self._apply(headers)
+                if headers.get("Event") == "QueueMember" and headers.get("Name"):
+                    interface = headers.get("Location") or headers.get("StateInterface", "")
+                    members[headers["Name"]] = interface
         health.report_ok(self.server.health_name)
+        if self.queue_log is not None and (self._recovery is None or self._recovery.done()):
+            self._recovery = asyncio.create_task(self.recorder.recover(self.queue_log, members))
         log.info("live state resynchronised from Asterisk (%s)", self.server.health_name)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -122,6 +131,10 @@ class TelephonyService:
                     await asyncio.wait_for(stop.wait(), 1.0)
         finally:
             await self.ami.stop()
+            if self._recovery is not None:
+                self._recovery.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._recovery
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.recorder.drain(), 5.0)
             await self.recorder.stop()
