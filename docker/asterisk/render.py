@@ -50,6 +50,7 @@ def settings_from_env(env: Mapping[str, str]) -> PbxSettings:
         trunk_match=_required(env, "PBX_TRUNK_MATCH"),
         trunk_contact=env.get("PBX_TRUNK_CONTACT", ""),
         survey_enabled=env.get("PBX_SURVEY_ENABLED", "1") != "0",
+        wrapup_seconds=number("PBX_WRAPUP_SECONDS", 15),
     )
 
 
