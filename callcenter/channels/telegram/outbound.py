@@ -31,7 +31,7 @@ from aiogram.types import (
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
 )
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.channels.telegram import texts
@@ -48,7 +48,7 @@ from callcenter.models import (
     Ticket,
     utcnow,
 )
-from callcenter.outbox import PermanentFailure, RetryLater, enqueue
+from callcenter.outbox import PermanentFailure, RetryLater
 
 log = logging.getLogger(__name__)
 
@@ -73,37 +73,44 @@ class BotReply:
 
 async def queue_replies(session: AsyncSession, replies: Sequence[BotReply]) -> None:
     """Record bot messages on the customers' timelines and queue them for sending, in order;
-    one INSERT for all their interactions.
+    one INSERT for all their interactions and one for their outbox rows (no ORM objects: this
+    is on every message's path).
 
     Not agent replies: they neither set a ticket's first response time nor change its status.
     """
-    interactions = [
-        Interaction(
-            customer_id=reply.customer_id,
-            ticket_id=reply.ticket_id,
-            channel=Channel.TELEGRAM,
-            direction=Direction.OUTBOUND,
-            text=reply.text,
-            occurred_at=reply.at,
-        )
-        for reply in replies
-    ]
-    if not interactions:
+    if not replies:
         return
-    session.add_all(interactions)
-    await session.flush()
-    for reply, interaction in zip(replies, interactions, strict=True):
-        payload: dict[str, Any] = {"text": reply.text, "interaction_id": interaction.id}
+    ids = await session.scalars(
+        insert(Interaction).returning(Interaction.id, sort_by_parameter_order=True),
+        [
+            {
+                "customer_id": reply.customer_id,
+                "ticket_id": reply.ticket_id,
+                "channel": Channel.TELEGRAM,
+                "direction": Direction.OUTBOUND,
+                "text": reply.text,
+                "occurred_at": reply.at,
+            }
+            for reply in replies
+        ],
+    )
+    now = utcnow()
+    rows = []
+    for reply, interaction_id in zip(replies, ids, strict=True):
+        payload: dict[str, Any] = {"text": reply.text, "interaction_id": interaction_id}
         if reply.markup is not None:
             payload["reply_markup"] = reply.markup.model_dump(mode="json", exclude_none=True)
-        enqueue(
-            session,
-            channel=CHANNEL,
-            recipient=str(reply.chat_id),
-            payload=payload,
-            dedupe_key=reply.dedupe_key,
-            ticket_id=reply.ticket_id,
+        rows.append(
+            {
+                "channel": CHANNEL,
+                "recipient": str(reply.chat_id),
+                "payload": payload,
+                "dedupe_key": reply.dedupe_key,
+                "ticket_id": reply.ticket_id,
+                "next_attempt_at": now,
+            }
         )
+    await session.execute(insert(Outbox), rows)
 
 
 def _markup(raw: dict[str, Any] | None) -> Markup | None:
