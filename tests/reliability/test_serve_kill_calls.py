@@ -33,6 +33,7 @@ from tests.reliability.product import add_staff
 pytestmark = pytest.mark.asterisk
 
 CALLS = 5
+CHECKPOINT = "queue_log.checkpoint"  # in the data folder, saved after each AMI login
 TALK_MS = 15_000
 
 
@@ -87,7 +88,7 @@ async def _calls_across_a_kill(
     try:
         serve = await processes.start(["serve", "--port", str(port)], settings)
         await until(lambda: _healthy(base), "serve up", timeout=120)
-        await asyncio.sleep(3)  # logged in to AMI
+        await until(_exists(work / CHECKPOINT), "logged in to AMI (queue_log read)", timeout=30)
         callers = await start_callers(work, pbx, "support", CALLS, rate=CALLS)
         await asyncio.sleep(5)  # every call answered and talking
 
@@ -161,7 +162,7 @@ async def _calls_ending_while_down(
     try:
         serve = await processes.start(["serve", "--port", str(port)], settings)
         await until(lambda: _healthy(base), "serve up", timeout=120)
-        checkpoint = work / "queue_log.checkpoint"
+        checkpoint = work / CHECKPOINT
         await until(_exists(checkpoint), "the queue_log checkpoint taken at login", timeout=30)
         callers = await start_callers(work, pbx, "support", ANSWERED_DOWN, rate=ANSWERED_DOWN)
         await asyncio.sleep(2)  # every agent answered and talking
@@ -186,9 +187,10 @@ async def _calls_ending_while_down(
         await until(recorded, "the calls ended while down recorded", timeout=60)
         # A restart reads the checkpoint again: nothing is recorded twice.
         await processes.stop(serve)
+        read = checkpoint.stat().st_mtime_ns
         serve = await processes.start(["serve", "--port", str(port)], settings)
         await until(lambda: _healthy(base), "serve up a third time", timeout=120)
-        await asyncio.sleep(3)  # logged in and the queue_log read again
+        await until(_rewritten(checkpoint, read), "the queue_log read again", timeout=30)
         await processes.stop(serve)
     finally:
         for agent in agents:
@@ -201,5 +203,12 @@ async def _calls_ending_while_down(
 def _exists(path: Path):  # type: ignore[no-untyped-def]
     async def check() -> bool:
         return path.exists()
+
+    return check
+
+
+def _rewritten(path: Path, since_ns: int):  # type: ignore[no-untyped-def]
+    async def check() -> bool:
+        return path.stat().st_mtime_ns != since_ns
 
     return check

@@ -208,6 +208,10 @@ class BotApiServer:
         """Answer the next `count` calls of `method` only after `seconds` (for client timeouts)."""
         self._faults.append(Fault(method.lower(), None, None, None, count, seconds))
 
+    def clear_faults(self) -> None:
+        """Forget the failures and delays scripted and not used up yet."""
+        self._faults.clear()
+
     # --- scripting: updates -------------------------------------------------------------------
 
     def push_message(
