@@ -292,6 +292,7 @@ async def ingest_many(
     classifier: Callable[[str], Classification] = classify,
     region: str = "RU",
     savepoint: bool = True,
+    assume_new: bool = False,
 ) -> list[IngestResult]:
     """Store a batch exactly as ``ingest`` would one message after another, in a handful of
     set-based statements instead of some twenty per message.
@@ -305,12 +306,14 @@ async def ingest_many(
     messages are ingested one by one, which settles that race as ``ingest`` does.
 
     ``savepoint=False`` saves the savepoint's round trips for a caller that rolls back its
-    whole transaction on an error: an IntegrityError then propagates instead.
+    whole transaction on an error: an IntegrityError then propagates instead. With it,
+    ``assume_new`` skips looking for stored duplicates (one query) for a caller that knows
+    them to be new: a stored one then fails on its unique key, and the caller's redo finds it.
     """
     if not messages:
         return []
     if not savepoint:
-        return await _Batch(session, classifier, region).run(messages)
+        return await _Batch(session, classifier, region).run(messages, assume_new=assume_new)
     await session.flush()
     try:
         async with session.begin_nested():
@@ -348,9 +351,11 @@ class _Batch:
         self.loaded: list[object] = []
         """Rows read up front; held here because the session's identity map is weak."""
 
-    async def run(self, messages: Sequence[InboundMessage]) -> list[IngestResult]:
+    async def run(
+        self, messages: Sequence[InboundMessage], *, assume_new: bool = False
+    ) -> list[IngestResult]:
         session = self.session
-        existing = await self._existing(messages)
+        existing = {} if assume_new else await self._existing(messages)
         first: dict[tuple[Channel, str], int] = {}
         new: list[int] = []
         for index, message in enumerate(messages):

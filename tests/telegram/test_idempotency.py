@@ -93,6 +93,23 @@ async def test_an_update_that_cannot_be_handled_is_kept_and_the_rest_stored(
     assert harness.api.pending_updates == 0
 
 
+async def test_a_message_stored_in_an_earlier_batch_arriving_under_a_new_id_is_not_doubled(
+    harness: Harness, caplog
+) -> None:
+    update = harness.api.push_message(CHAT, "Где мой заказ №2003?")
+    assert update is not None
+    assert await harness.poll() == 1
+    harness.api.push_raw(update, keep_id=False)  # same message, new update_id, later batch
+    harness.api.push_message(CHAT, "Спасибо")
+    with caplog.at_level("INFO", logger="callcenter.channels.telegram.processor"):
+        assert await harness.poll() == 2
+    # The batch, taken to be all new, met the stored message's unique key and was redone.
+    assert "one by one" in caplog.text
+    assert [i.text for i in await harness.inbound()] == ["Где мой заказ №2003?", "Спасибо"]
+    assert await _count(harness, TelegramUpdate) == 3
+    assert await _count(harness, Ticket) == 1
+
+
 async def test_two_workers_handling_the_same_batch_at_once_store_it_once(
     harness: Harness, caplog
 ) -> None:

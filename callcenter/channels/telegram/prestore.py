@@ -51,13 +51,17 @@ class Prestore:
         self, session: AsyncSession, updates: Sequence[Update], *, savepoint: bool = True
     ) -> tuple[list[Prepared], Shared]:
         """Store the messages of plain updates (see ``is_plain``) in the caller's transaction;
-        ``savepoint``: as for ``ingest_many``."""
+        ``savepoint``: as for ``ingest_many``. Without it, the messages are taken to be new (the
+        processor has just claimed their update ids; a message stored under another update id
+        fails on its unique key, and the processor redoes the batch with savepoints)."""
         sources = []
         for update in updates:
             assert update.message is not None
             sources.append(update.message)
         inbound = [await to_inbound(session, m, file_limit=self.file_limit) for m in sources]
-        results = await ingest_many(session, inbound, region=self.region, savepoint=savepoint)
+        results = await ingest_many(
+            session, inbound, region=self.region, savepoint=savepoint, assume_new=not savepoint
+        )
         prepared = [Prepared(s, m, r) for s, m, r in zip(sources, inbound, results, strict=True)]
         return prepared, await self._shared(session, prepared)
 
