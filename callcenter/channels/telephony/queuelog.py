@@ -96,19 +96,19 @@ def parse(
             call.answered, call.wait = _at(epoch), _int(extra[0])
         elif event in ANSWERED_ENDS or event in UNANSWERED_ENDS:
             del calls[callid]
-            ended.append(_ended(callid, call, event, _at(epoch), extra))
+            ended.append(_ended(callid, call, event, _at(epoch)))
     resume = min((call.offset for call in calls.values()), default=offset)
     return ended, resume
 
 
-def _ended(callid: str, call: _Queued, event: str, at: datetime, extra: list[str]) -> CallEnded:
+def _ended(callid: str, call: _Queued, event: str, at: datetime) -> CallEnded:
     answered = call.answered is not None and event in ANSWERED_ENDS
     if answered:
         outcome, wait = CallOutcome.ANSWERED, call.wait
         talk = int((at - call.answered).total_seconds()) if call.answered else 0
     else:
         outcome = UNANSWERED_ENDS.get(event, CallOutcome.ABANDONED)
-        wait = _int(extra[2]) or int((at - call.entered).total_seconds())
+        wait = int((at - call.entered).total_seconds())
         talk = 0
     return CallEnded(
         linkedid=callid,
