@@ -72,18 +72,6 @@ class Settings:
     wallboard_answer_promise_minutes: int = 120
     """The first answer to a Telegram or email message is promised within this time."""
 
-    # The supervisor's wallboard ([wallboard] in the config file). A queue's service-level
-    # threshold in seconds stays Asterisk's (servicelevel in queues.conf).
-    wallboard_service_level_target: int = 80
-    """Percent answered within the queue's threshold; a queue under it is coloured."""
-    wallboard_long_wait_seconds: int = 60
-    """A caller waiting this long or longer is coloured."""
-    wallboard_repeat_contact_goal: int = 5
-    wallboard_repeat_contact_alarm: int = 15
-    """Percent of solved tickets followed by a new contact about the same issue within 7 days."""
-    wallboard_answer_promise_minutes: int = 120
-    """The first answer to a Telegram or email message is promised within this time."""
-
     ami_host: str = "127.0.0.1"
     ami_port: int = 5038
     ami_user: str = "callcenter"
