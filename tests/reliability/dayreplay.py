@@ -115,7 +115,7 @@ async def replay_calls(
                 if headers.get("Event") == "Hangup" and "trunk" in headers.get("Channel", ""):
                     ended += 1
                     if ended % phase == 0:
-                        await _settle(service, wallboard, watcher)
+                        await _settle(service, wallboard, watcher, bus)
                         phases.append(_measure(ended))
                         report(phases[-1])
             if at >= next_tick:  # the service ticks once a second
@@ -129,9 +129,13 @@ async def replay_calls(
     return phases
 
 
-async def _settle(service: TelephonyService, wallboard: Wallboard, watcher) -> None:  # type: ignore[no-untyped-def]
-    """Let the recorder and subscribers catch up; the supervisor's browser reads its stream."""
+async def _settle(service: TelephonyService, wallboard: Wallboard, watcher, bus: Bus) -> None:  # type: ignore[no-untyped-def]
+    """Let the recorder and subscribers catch up; the supervisor's browser reads its stream.
+
+    Work still queued is not retained memory: on a busy machine the screen-pops being built
+    when a phase ends would otherwise look like growth per call."""
     await asyncio.sleep(0)
+    await bus.drain()
     await service.recorder.drain()
     wallboard.publish()
     while not watcher.queue.empty():
