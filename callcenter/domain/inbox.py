@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -236,19 +236,28 @@ async def ingest(
 def _interaction(
     message: InboundMessage, found: Classification, customer: Customer, ticket: Ticket | None
 ) -> Interaction:
-    return Interaction(
-        customer_id=customer.id,
-        ticket_id=ticket.id if ticket else None,
-        channel=message.channel,
-        direction=Direction.INBOUND,
-        external_id=message.external_id,
-        text=message.text,
-        html=message.html,
-        attachments=message.attachments,
-        intents=list(found.intents),
-        order_numbers=list(found.order_numbers),
-        occurred_at=message.occurred_at,
-    )
+    return Interaction(**_interaction_row(message, found, customer, ticket))
+
+
+def _interaction_row(
+    message: InboundMessage,
+    found: Classification,
+    customer: Customer,
+    ticket: Ticket | None,
+) -> dict[str, Any]:
+    return {
+        "customer_id": customer.id,
+        "ticket_id": ticket.id if ticket else None,
+        "channel": message.channel,
+        "direction": Direction.INBOUND,
+        "external_id": message.external_id,
+        "text": message.text,
+        "html": message.html,
+        "attachments": message.attachments,
+        "intents": list(found.intents),
+        "order_numbers": list(found.order_numbers),
+        "occurred_at": message.occurred_at,
+    }
 
 
 def _stored(
@@ -388,20 +397,28 @@ class _Batch:
                 opened.add(i)
         await session.flush()
 
-        interactions: dict[int, Interaction] = {}
+        orders: list[dict[str, Any]] = []
         for i in new:
-            interactions[i] = _interaction(messages[i], found[i], customers[i], tickets[i])
-            session.add(interactions[i])
             ticket_id = tickets[i].id if tickets[i] else None  # type: ignore[union-attr]
             for number in found[i].order_numbers:
                 if (number, customers[i].id, ticket_id) not in known_orders:
                     known_orders.add((number, customers[i].id, ticket_id))
-                    session.add(
-                        OrderRef(
-                            order_number=number, customer_id=customers[i].id, ticket_id=ticket_id
-                        )
+                    orders.append(
+                        {
+                            "order_number": number,
+                            "customer_id": customers[i].id,
+                            "ticket_id": ticket_id,
+                        }
                     )
-        await session.flush()
+        if assume_new:
+            interactions = await self._insert(messages, new, found, customers, tickets, orders)
+        else:
+            interactions = {
+                i: _interaction(messages[i], found[i], customers[i], tickets[i]) for i in new
+            }
+            session.add_all(interactions.values())
+            session.add_all(OrderRef(**row) for row in orders)
+            await session.flush()
 
         results: list[IngestResult] = []
         stored: dict[tuple[Channel, str], IngestResult] = {}
@@ -426,6 +443,33 @@ class _Batch:
                 )
                 results.append(stored[key])
         return results
+
+    async def _insert(
+        self,
+        messages: Sequence[InboundMessage],
+        new: list[int],
+        found: dict[int, Classification],
+        customers: dict[int, Customer],
+        tickets: dict[int, Ticket | None],
+        orders: list[dict[str, Any]],
+    ) -> dict[int, Interaction]:
+        """The interactions and order numbers in two INSERTs instead of a flush of ORM objects
+        (a known duplicate fails on its unique key); the interactions returned are transient
+        copies of the rows, with their ids."""
+        now = utcnow()
+        rows = [
+            _interaction_row(messages[i], found[i], customers[i], tickets[i]) | {"created_at": now}
+            for i in new
+        ]
+        ids = await self.session.scalars(
+            insert(Interaction).returning(Interaction.id, sort_by_parameter_order=True), rows
+        )
+        if orders:
+            await self.session.execute(insert(OrderRef), orders)
+        return {
+            i: Interaction(id=interaction_id, **row)
+            for i, row, interaction_id in zip(new, rows, ids, strict=True)
+        }
 
     async def _existing(
         self, messages: Sequence[InboundMessage]
