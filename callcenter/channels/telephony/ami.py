@@ -26,6 +26,7 @@ from callcenter.channels.telephony.amiframes import (
     AmiFrameError,
     EventRoutes,
     FrameReader,
+    WireEvent,
     decode,
     event_frame,
     event_frames,
@@ -250,13 +251,15 @@ class AmiClient:
     async def _consume(self) -> None:
         # The hot path: one dict lookup routes a frame; an event is built only when some
         # listener wants it, and decoded only when one reads its headers.
-        routes, new = self._routes, AmiEvent.__new__
+        routes = self._routes
         while True:
             for frame in await self._queue.get():
-                name, listeners = routes[frame.partition(b"\r\n")[0]]
+                # Up to the first CR, which ends the first line (AMI lines end in CRLF):
+                # a one-byte separator is found with memchr, cheaper than b"\r\n".
+                name, listeners = routes[frame.partition(b"\r")[0]]
                 if not listeners:
                     continue
-                event = new(AmiEvent)  # what `lazy_event` does, without the call
+                event = WireEvent()  # what `lazy_event` does, without the call
                 event.name, event._headers, event._frame = name, None, frame
                 for listener in listeners:
                     try:

@@ -124,14 +124,19 @@ def event_frame(event: AmiEvent) -> bytes:
     return "\r\n".join(lines).encode()
 
 
+class WireEvent(AmiEvent):
+    """An event read from the wire: created bare, then given its name and frame."""
+
+    __slots__ = ()
+    # object's own __init__: `WireEvent()` runs no Python code, the cheapest object to make.
+    __init__ = object.__init__
+
+
 def lazy_event(name: str, frame: bytes) -> AmiEvent:
     """An event whose headers are decoded from `frame` on first access."""
-    event = _new_event(AmiEvent)
+    event = WireEvent()
     event.name, event._headers, event._frame = name, None, frame
     return event
-
-
-_new_event = AmiEvent.__new__
 
 
 class EventRoutes(dict[bytes, tuple[str, tuple[L, ...]]]):
