@@ -261,6 +261,14 @@ class AmiClient:
                     continue
                 event = WireEvent()  # what `lazy_event` does, without the call
                 event.name, event._headers, event._frame = name, None, frame
+                if len(listeners) == 1:  # the rule (the telephony service): no loop iterator
+                    try:
+                        result = listeners[0](event)
+                        if result is not None:  # an async listener's awaitable
+                            await result
+                    except Exception:
+                        log.exception("AMI listener failed on %s", name)
+                    continue
                 for listener in listeners:
                     try:
                         result = listener(event)
