@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -344,6 +344,24 @@ def _ticket_state(ticket: Ticket) -> tuple[object, ...]:
     )
 
 
+@dataclass
+class _OpenTicket:
+    """An open ticket as ``_pick`` and ``_tag`` see it, read as a plain row (``assume_new``):
+    most of the batch's customers' open tickets are read, few are touched."""
+
+    id: int
+    customer_id: int
+    status: TicketStatus
+    solved_at: datetime | None
+    reopened_count: int
+    intents: list[str]
+    order_numbers: list[str]
+    updated_at: datetime
+
+
+_OPEN_COLUMNS = [getattr(Ticket, f.name) for f in fields(_OpenTicket)]
+
+
 class _Batch:
     """``ingest_many``'s work: the reads up front, the decisions in memory, then one flush for
     customers, one for identities and tickets, one for interactions and order numbers."""
@@ -354,8 +372,12 @@ class _Batch:
         self.session = session
         self.classifier = classifier
         self.region = region
-        self.open: dict[int, list[Ticket]] = {}
+        self.open: dict[int, list[Ticket | _OpenTicket]] = {}
         """Each involved customer's open tickets, newest first, as the batch changes them."""
+        self.plain = False
+        """Open tickets are read as ``_OpenTicket`` rows and changed with one UPDATE."""
+        self.touched: dict[int, tuple[_OpenTicket, tuple[object, ...]]] = {}
+        """Plain tickets the batch filed messages under, with their state as read."""
         self.hinted: dict[int, Ticket] = {}
         self.loaded: list[object] = []
         """Rows read up front; held here because the session's identity map is weak."""
@@ -364,6 +386,7 @@ class _Batch:
         self, messages: Sequence[InboundMessage], *, assume_new: bool = False
     ) -> list[IngestResult]:
         session = self.session
+        self.plain = assume_new and all(m.ticket_hint is None for m in messages)
         existing = {} if assume_new else await self._existing(messages)
         first: dict[tuple[Channel, str], int] = {}
         new: list[int] = []
@@ -390,12 +413,14 @@ class _Batch:
         )
 
         tickets: dict[int, Ticket | None] = dict.fromkeys(new)
+        filed_under: dict[int, Ticket | _OpenTicket] = {}
         opened: set[int] = set()
         for i in filed:
-            tickets[i], is_new = await self._file(messages[i], customers[i], found[i])
+            filed_under[i], is_new = await self._file(messages[i], customers[i], found[i])
             if is_new:
                 opened.add(i)
         await session.flush()
+        tickets.update(await self._write_plain(filed_under))
 
         orders: list[dict[str, Any]] = []
         for i in new:
@@ -552,13 +577,18 @@ class _Batch:
         session = self.session
         self.open = {customer_id: [] for customer_id in customer_ids}
         if customer_ids:
-            rows = await session.scalars(
-                select(Ticket)
-                .where(Ticket.customer_id.in_(customer_ids), Ticket.status.in_(OPEN_STATUSES))
-                .order_by(Ticket.updated_at.desc())
-            )
-            for ticket in rows:
-                self.open[ticket.customer_id].append(ticket)
+            where = (Ticket.customer_id.in_(customer_ids), Ticket.status.in_(OPEN_STATUSES))
+            newest_first = Ticket.updated_at.desc()
+            if self.plain:
+                for row in await session.execute(
+                    select(*_OPEN_COLUMNS).where(*where).order_by(newest_first)
+                ):
+                    self.open[row.customer_id].append(_OpenTicket(*row))
+            else:
+                for ticket in await session.scalars(
+                    select(Ticket).where(*where).order_by(newest_first)
+                ):
+                    self.open[ticket.customer_id].append(ticket)
         ids = {hint for hint in hints if hint is not None}
         if ids:
             rows = await session.scalars(select(Ticket).where(Ticket.id.in_(ids)))
@@ -577,9 +607,30 @@ class _Batch:
         )
         return {(number, customer_id, ticket_id) for number, customer_id, ticket_id in rows}
 
+    async def _write_plain(self, filed_under: dict[int, Ticket | _OpenTicket]) -> dict[int, Ticket]:
+        """Store the changes to plain tickets with one UPDATE (as a flush would: only changed
+        ones); returns each message's ticket, a transient copy where it is a plain one."""
+        changed = [
+            {
+                "id": ticket.id,
+                "intents": ticket.intents,
+                "order_numbers": ticket.order_numbers,
+                "updated_at": ticket.updated_at,
+            }
+            for ticket, before in self.touched.values()
+            if _ticket_state(ticket) != before
+        ]
+        if changed:
+            await self.session.execute(update(Ticket), changed)
+        copies = {ticket.id: Ticket(**asdict(ticket)) for ticket, _ in self.touched.values()}
+        return {
+            i: copies[ticket.id] if isinstance(ticket, _OpenTicket) else ticket
+            for i, ticket in filed_under.items()
+        }
+
     async def _file(
         self, message: InboundMessage, customer: Customer, found: Classification
-    ) -> tuple[Ticket, bool]:
+    ) -> tuple[Ticket | _OpenTicket, bool]:
         """``_file_under_ticket`` against the batch's view of the customer's open tickets."""
         open_tickets = self.open.setdefault(customer.id, [])
         ticket = None
@@ -597,6 +648,8 @@ class _Batch:
             newest_first = sorted(open_tickets, key=lambda t: t.updated_at, reverse=True)
             ticket = _pick(newest_first, found, message.occurred_at)
             before = None if ticket is None else _ticket_state(ticket)
+            if isinstance(ticket, _OpenTicket):
+                self.touched.setdefault(ticket.id, (ticket, before))  # type: ignore[arg-type]
         created = ticket is None
         if ticket is None:
             ticket = _new_ticket(customer, message)

@@ -221,6 +221,34 @@ async def test_a_batch_is_stored_as_one_message_after_another(
     assert expected["order_refs"].count(("12345", ("olga@mail.ru",), "None")) == 1
 
 
+def assumed_new(solved_ticket: int) -> list[InboundMessage]:
+    """The batch without the message stored before and the one with a ticket hint: what the
+    Telegram worker stores with ``assume_new`` (it has just claimed the update ids)."""
+    return [m for m in batch(solved_ticket) if m.external_id != "7001:1" and not m.ticket_hint]
+
+
+async def test_a_batch_assumed_new_is_stored_as_one_message_after_another(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as session:
+        solved = await prepare(session)
+        one_by_one = [await ingest(session, message) for message in assumed_new(solved)]
+        await session.commit()
+        expected = await snapshot(session, one_by_one)
+    await wipe(sessions)
+    async with sessions() as session:
+        solved = await prepare(session)
+        together = await ingest_many(session, assumed_new(solved), savepoint=False, assume_new=True)
+        await session.commit()
+        actual = await snapshot(session, together)
+
+    assert actual == expected
+    joined = together[3]  # 7001:3 joins the open ticket read from the database and tags it
+    assert joined.interaction.external_id == "7001:3" and not joined.ticket_created
+    assert joined.ticket.order_numbers == ["12345"] and joined.ticket.intents
+    assert together[1].ticket.id == together[0].ticket.id and together[0].ticket_created
+
+
 async def test_an_empty_batch_stores_nothing(session: AsyncSession) -> None:
     assert await ingest_many(session, []) == []
     assert await session.scalar(select(func.count()).select_from(Interaction)) == 0
