@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -122,11 +122,11 @@ def _pick(open_tickets: Sequence[Ticket], found: Classification, at: datetime) -
     orders, intents = set(found.order_numbers), set(found.intents)
     if orders:
         for ticket in open_tickets:
-            if orders & set(ticket.order_numbers):
+            if not orders.isdisjoint(ticket.order_numbers):
                 return ticket
     if intents:
         for ticket in open_tickets:
-            if intents & set(ticket.intents) and not (orders and ticket.order_numbers):
+            if not intents.isdisjoint(ticket.intents) and not (orders and ticket.order_numbers):
                 return ticket
     if not orders and not intents and open_tickets:
         newest = open_tickets[0]
@@ -622,7 +622,7 @@ class _Batch:
         ]
         if changed:
             await self.session.execute(update(Ticket), changed)
-        copies = {ticket.id: Ticket(**asdict(ticket)) for ticket, _ in self.touched.values()}
+        copies = {ticket.id: Ticket(**vars(ticket)) for ticket, _ in self.touched.values()}
         return {
             i: copies[ticket.id] if isinstance(ticket, _OpenTicket) else ticket
             for i, ticket in filed_under.items()
