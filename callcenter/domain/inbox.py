@@ -318,6 +318,10 @@ async def ingest_many(
     whole transaction on an error: an IntegrityError then propagates instead. With it,
     ``assume_new`` skips looking for stored duplicates (one query) for a caller that knows
     them to be new: a stored one then fails on its unique key, and the caller's redo finds it.
+    That path (the Telegram worker's) also skips most ORM work: open tickets are read as plain
+    rows and interactions inserted with Core, so the results' interactions and the tickets
+    read that way are transient copies (their ids and columns are right; changing them
+    stores nothing).
     """
     if not messages:
         return []
@@ -364,7 +368,8 @@ _OPEN_COLUMNS = [getattr(Ticket, f.name) for f in fields(_OpenTicket)]
 
 class _Batch:
     """``ingest_many``'s work: the reads up front, the decisions in memory, then one flush for
-    customers, one for identities and tickets, one for interactions and order numbers."""
+    customers, one for identities and tickets, one for interactions and order numbers (with
+    ``assume_new``: Core statements for the tickets read, interactions and order numbers)."""
 
     def __init__(
         self, session: AsyncSession, classifier: Callable[[str], Classification], region: str
