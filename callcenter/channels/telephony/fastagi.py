@@ -320,12 +320,14 @@ class CallerLookups:
 
     async def _fetch(self, e164: str) -> asyncpg.Record | None:
         pool = self._pool or await self._open()
-        async with pool.acquire() as conn:
-            try:
+        try:
+            async with pool.acquire() as conn:
                 return await conn.fetchrow(LOOKUP_SQL_POSTGRESQL, e164)
-            except _DEAD_CONNECTION:
-                conn.terminate()  # the pool opens a new one in its place
-                log.info("the lookup's database connection was dead; retrying on a new one")
+        except _DEAD_CONNECTION:
+            # A restarted server killed every pooled connection, not only this one (which the
+            # pool replaces on release): have the idle ones replaced too before retrying.
+            log.info("the lookup's database connection was dead; retrying on a new one")
+            await pool.expire_connections()
         async with pool.acquire() as conn:
             return await conn.fetchrow(LOOKUP_SQL_POSTGRESQL, e164)
 
