@@ -24,6 +24,7 @@ from callcenter.channels.telephony.pbxconfig import (
     free_port,
     free_udp_range,
 )
+from tests.telephony.conftest import Pbx
 
 HERE = Path(__file__).resolve().parent
 SIPP_DIR = HERE.parent / "sipp"
@@ -89,10 +90,7 @@ def overlay(base: Path, agent_ports: dict[str, int]) -> tuple[Path, Path]:
     return config_dir, dialplan_dir
 
 
-@dataclass
-class LoadPbx:
-    process: AsteriskProcess
-    agent_ports: dict[str, int]
+LoadPbx = Pbx  # the telephony suite's private Asterisk, with this suite's agents
 
 
 @contextlib.asynccontextmanager

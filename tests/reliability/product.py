@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +14,11 @@ import aiohttp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from yarl import URL
 
-from callcenter import health
 from callcenter.channels.telephony.ami import AmiClient
-from callcenter.channels.telephony.pbxconfig import free_port
-from callcenter.config import Settings
 from callcenter.models import Role, User
 from callcenter.passwords import hash_password
-from callcenter.serve import serve
 from tests.reliability.callload import LoadPbx
+from tests.telephony.product import running_product
 from tests.web.helpers import Visitor
 
 
@@ -41,45 +38,9 @@ async def add_staff(sessions: async_sessionmaker[AsyncSession], pbx: LoadPbx) ->
         return {endpoint: user.id for endpoint, user in agents.items()}
 
 
-async def _healthy(base: str) -> bool:
-    try:
-        async with aiohttp.ClientSession() as http, http.get(base + "/healthz") as response:
-            return response.status == 200
-    except aiohttp.ClientError:
-        return False
-
-
-def _ami_ok() -> bool:
-    return any(c.name == "ami" and c.state is health.State.OK for c in health.registry.snapshot())
-
-
-@contextlib.asynccontextmanager
-async def serving(database_url: str, pbx: LoadPbx, data_dir: Path) -> AsyncIterator[str]:
+def serving(database_url: str, pbx: LoadPbx, data_dir: Path) -> AbstractAsyncContextManager[str]:
     """Serve (web, AMI, FastAGI lookups, wallboard) until the block ends; yields the base URL."""
-    port = free_port()
-    pbx_settings = pbx.process.settings
-    settings = Settings(
-        data_dir=data_dir,
-        database_url=database_url,
-        web_port=port,
-        ami_port=pbx_settings.ami_port,
-        ami_user=pbx_settings.ami_username,
-        ami_password=pbx_settings.ami_secret,
-        agi_port=pbx_settings.agi_port,
-        session_key="load-session-key-" + "x" * 32,
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(settings, "127.0.0.1", port, stop))
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with asyncio.timeout(30):
-            while not await _healthy(base) or not _ami_ok():
-                assert not task.done(), task
-                await asyncio.sleep(0.2)
-        yield base
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
+    return running_product(database_url, pbx, data_dir, agi_port=pbx.process.settings.agi_port)
 
 
 class BoardWatch:

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from playwright.async_api import Browser, Page
@@ -33,8 +34,11 @@ def _ami_ok() -> bool:
 
 
 @asynccontextmanager
-async def running_product(database_url: str, pbx: Pbx, data_dir: Path) -> AsyncIterator[str]:
-    """Serve on a free port until the block ends; yields the base URL once AMI is in sync."""
+async def running_product(
+    database_url: str, pbx: Pbx, data_dir: Path, **overrides: Any
+) -> AsyncIterator[str]:
+    """Serve on a free port until the block ends; yields the base URL once AMI is in sync.
+    `overrides` are further settings (e.g. the FastAGI port the test's dialplan calls)."""
     port = free_port()
     pbx_settings = pbx.process.settings
     settings = Settings(
@@ -45,6 +49,7 @@ async def running_product(database_url: str, pbx: Pbx, data_dir: Path) -> AsyncI
         ami_user=pbx_settings.ami_username,
         ami_password=pbx_settings.ami_secret,
         session_key="e2e-session-key-" + "x" * 32,
+        **overrides,
     )
     stop = asyncio.Event()
     task = asyncio.create_task(serve(settings, "127.0.0.1", port, stop))
