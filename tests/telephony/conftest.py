@@ -120,8 +120,14 @@ def sipp_binary() -> str:
 
 
 @pytest.fixture
-def start_sipp(sipp_binary: str, tmp_path: Path) -> Callable[..., Awaitable[Sipp]]:
-    """Start a sipp scenario from tests/sipp on 127.0.0.1:`port`; returns a `Sipp`."""
+async def start_sipp(
+    sipp_binary: str, tmp_path: Path
+) -> AsyncIterator[Callable[..., Awaitable[Sipp]]]:
+    """Start a sipp scenario from tests/sipp on 127.0.0.1:`port`; returns a `Sipp`.
+
+    Phones a failed test left running are killed after it, so they neither hold their
+    port nor stay on a call into the next test."""
+    started: list[asyncio.subprocess.Process] = []
 
     async def start(scenario: str, port: int, *args: str) -> Sipp:
         media, _ = free_udp_range(4)
@@ -140,10 +146,15 @@ def start_sipp(sipp_binary: str, tmp_path: Path) -> Callable[..., Awaitable[Sipp
             stderr=asyncio.subprocess.PIPE,
             cwd=tmp_path,
         )
+        started.append(process)
         await _wait_bound(port, process)
         return Sipp(process, error_file, [scenario, *args])
 
-    return start
+    yield start
+    for process in started:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
 
 
 async def _wait_bound(port: int, process: asyncio.subprocess.Process) -> None:

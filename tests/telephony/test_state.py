@@ -425,6 +425,34 @@ def test_resync_takes_up_calls_answered_during_the_outage():
     assert (support.answered_today, support.answered_within_service_level_today) == (2, 1)
 
 
+def test_an_answer_lost_in_an_outage_never_shows_the_ringing_agent_as_available():
+    state = LiveState()
+    play(state, load("answered_call.txt"), START, until=102)  # 1001 rings; AgentConnect is lost
+    assert agent(state, "PJSIP/1001", at(102)).state == AgentState.RINGING
+    member = {"Queue": "support", "Location": "PJSIP/1001", "Name": "Agent One", "Status": "2"}
+    caller = {"Channel": "PJSIP/trunk-00000002", "Uniqueid": "1795818927.2"}
+    in_queue = {"Linkedid": "1795818927.2", "Application": "Queue", "ApplicationData": "support"}
+    phone = {"Channel": "PJSIP/1001-00000003", "Uniqueid": "1795818929.3"}
+
+    state.resync_begin()
+    events = state.apply({"Event": "QueueParams", "Queue": "support"}, at(120))
+    events += state.apply({"Event": "QueueMember", **member, "InCall": "1"}, at(120))
+    events += state.apply({"Event": "QueueStatusComplete"}, at(120))
+    # Between the two answers the agent still shows the caller, not a free seat.
+    between = agent(state, "PJSIP/1001", at(120))
+    assert (between.linkedid, between.state) == ("1795818927.2", AgentState.RINGING)
+    for channel in (
+        {**caller, **in_queue, "BridgeId": "b1", "Duration": "00:00:20"},
+        {**phone, "Linkedid": "1795818927.2", "BridgeId": "b1"},
+    ):
+        events += state.apply({"Event": "CoreShowChannel", **channel}, at(120))
+    events += state.apply({"Event": "CoreShowChannelsComplete"}, at(120))
+
+    after = agent(state, "PJSIP/1001", at(120))
+    assert (after.linkedid, after.state) == ("1795818927.2", AgentState.ON_CALL)
+    assert [s for s, _, _ in states(events, "PJSIP/1001")] == [AgentState.ON_CALL]
+
+
 def test_a_call_that_never_reached_a_queue_is_missed():
     events = play(LiveState(), load("missed_before_queue.txt"), START)
 

@@ -72,6 +72,7 @@ class TelephonyService:
         self.server = server
         self.queue_log = queue_log_of(settings, server.name)
         self._recovery: asyncio.Task[None] | None = None
+        self.resyncs = 0  # completed rebuilds of the state from Asterisk, one per login
         self.ami = AmiClient(
             server.host, server.port, server.user, server.password, on_login=self._resync
         )
@@ -108,6 +109,7 @@ class TelephonyService:
                 if headers.get("Event") == "QueueMember" and headers.get("Name"):
                     interface = headers.get("Location") or headers.get("StateInterface", "")
                     members[headers["Name"]] = interface
+        self.resyncs += 1
         health.report_ok(self.server.health_name)
         if self.queue_log is not None and (self._recovery is None or self._recovery.done()):
             self._recovery = asyncio.create_task(self.recorder.recover(self.queue_log, members))

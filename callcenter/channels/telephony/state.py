@@ -773,10 +773,8 @@ class LiveState:
         for name, queue in self._queues.items():
             queue.waiting = dict(sorted(queue.waiting.items(), key=lambda i: i[1].position))
             out.append(QueueChanged(name))
-        for agent in self._agents.values():
-            if agent.ring is not None and agent.ring.phase != QUEUED:
-                agent.ring = None
-            self._update(agent, at, out)
+        # Agents are brought up to date in _reconcile_calls, which always follows: an agent
+        # whose AgentConnect was lost would otherwise read as available until it runs.
 
     def _reconcile_calls(self, resync: _Resync, at: datetime, out: Out) -> None:
         """Finalise calls whose caller channel is gone; take up calls answered meanwhile."""
@@ -819,6 +817,8 @@ class LiveState:
         for agent in self._agents.values():
             if agent.call is not None and agent.call.uniqueid not in self._calls:
                 agent.call = None
+            if agent.ring is not None and agent.ring.phase != QUEUED:
+                agent.ring = None
             self._update(agent, at, out)
         in_use = {c.queue for c in self._calls.values()}
         for name, queue in list(self._queues.items()):
