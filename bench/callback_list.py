@@ -7,32 +7,26 @@ the rows the page fetches on each change, over a table of many finished callback
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
-import tempfile
-import time
 from datetime import UTC, datetime, timedelta
 
+from _common import load, mean_seconds, migrated_database
 from sqlalchemy import insert
 
 from callcenter.automation.callback_watch import NewCallbacks
 from callcenter.automation.callbacks import recent_callbacks
 from callcenter.bus import Bus
 from callcenter.channels.telegram.models import CallbackRequest, CallbackStatus
-from callcenter.db import create_engine, session_factory, unit_of_work
+from callcenter.db import unit_of_work
 from callcenter.domain.customers import create_customer
-from callcenter.migrate import upgrade_async
 
 ROWS = 100_000
 CHECKS = 500
 LISTS = 50
 
 
-async def bench(url: str) -> None:
-    await upgrade_async(url)
-    engine = create_engine(url)
-    sessions = session_factory(engine)
-    try:
+async def bench(url: str | None) -> None:
+    async with migrated_database(url) as (engine, sessions):
         now = datetime.now(UTC)
         async with unit_of_work(sessions) as session:
             customer = await create_customer(session, "Иван Петров")
@@ -55,31 +49,17 @@ async def bench(url: str) -> None:
                 await session.execute(insert(CallbackRequest), rows[start : start + 5000])
         watch = NewCallbacks(sessions, Bus())
         await watch.check()
-        started = time.perf_counter()
-        for _ in range(CHECKS):
-            await watch.check()
-        check = (time.perf_counter() - started) / CHECKS
+        check = await mean_seconds(watch.check, CHECKS)
         name = engine.dialect.name
-        print(f"{name}: new-callback check {check * 1e3:.2f} ms over {ROWS} callbacks "
-              f"(load {os.getloadavg()[0]:.1f})")  # fmt: skip
-        started = time.perf_counter()
-        for _ in range(LISTS):
+        print(f"{name}: new-callback check {check * 1e3:.2f} ms over {ROWS} callbacks ({load()})")
+
+        async def read_list() -> None:
             async with sessions() as session:
                 await recent_callbacks(session)
-        listed = (time.perf_counter() - started) / LISTS
-        print(f"{name}: the list's rows read in {listed * 1e3:.1f} ms "
-              f"(load {os.getloadavg()[0]:.1f})")  # fmt: skip
-    finally:
-        await engine.dispose()
 
-
-def main() -> None:
-    if len(sys.argv) > 1:
-        asyncio.run(bench(sys.argv[1]))
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        asyncio.run(bench(f"sqlite+aiosqlite:///{tmp}/bench.db"))
+        listed = await mean_seconds(read_list, LISTS)
+        print(f"{name}: the list's rows read in {listed * 1e3:.1f} ms ({load()})")
 
 
 if __name__ == "__main__":
-    main()
+    asyncio.run(bench(sys.argv[1] if len(sys.argv) > 1 else None))

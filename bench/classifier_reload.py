@@ -10,35 +10,32 @@ Usage: .venv/bin/python bench/classifier_reload.py [DATABASE_URL]   (default: a 
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
+
+from _common import load, mean_seconds, migrated_database
 
 from callcenter.automation.callbacks import due_queues
 from callcenter.classify import default_patterns
 from callcenter.classify.live import LiveDictionary
 from callcenter.classify.store import save_dictionary, stored_version
-from callcenter.db import create_engine, session_factory, unit_of_work
-from callcenter.migrate import upgrade_async
+from callcenter.db import unit_of_work
 
 CHECKS = 500
 RELOADS = 5
 
 
-async def bench(url: str) -> None:
-    await upgrade_async(url)
-    engine = create_engine(url)
-    sessions = session_factory(engine)
-    try:
-        started = time.perf_counter()
-        for _ in range(CHECKS):
+async def bench(url: str | None) -> None:
+    async with migrated_database(url) as (engine, sessions):
+
+        async def version_check() -> None:
             async with sessions() as session:
                 await stored_version(session)
-        check = (time.perf_counter() - started) / CHECKS
-        name, load = engine.dialect.name, os.getloadavg()[0]
-        print(f"{name}: version check {check * 1e3:.2f} ms (load {load:.1f})")
+
+        check = await mean_seconds(version_check, CHECKS)
+        name = engine.dialect.name
+        print(f"{name}: version check {check * 1e3:.2f} ms ({load()})")
 
         live = LiveDictionary(sessions, install=None)
         reloads = []
@@ -54,28 +51,17 @@ async def bench(url: str) -> None:
             reloads.append(time.perf_counter() - started)
         best, worst = min(reloads), max(reloads)
         print(
-            f"{engine.dialect.name}: saved dictionary in use after {best:.2f}-{worst:.2f} s "
-            f"of load+compile (load {os.getloadavg()[0]:.1f})"
+            f"{name}: saved dictionary in use after {best:.2f}-{worst:.2f} s "
+            f"of load+compile ({load()})"
         )
 
-        started = time.perf_counter()
-        for _ in range(CHECKS):
+        async def idle_round() -> None:
             async with sessions() as session:
                 await due_queues(session, datetime.now(UTC))
-        idle = (time.perf_counter() - started) / CHECKS
-        name, load = engine.dialect.name, os.getloadavg()[0]
-        print(f"{name}: idle dialler round {idle * 1e3:.2f} ms (load {load:.1f})")
-    finally:
-        await engine.dispose()
 
-
-def main() -> None:
-    if len(sys.argv) > 1:
-        asyncio.run(bench(sys.argv[1]))
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        asyncio.run(bench(f"sqlite+aiosqlite:///{tmp}/bench.db"))
+        idle = await mean_seconds(idle_round, CHECKS)
+        print(f"{name}: idle dialler round {idle * 1e3:.2f} ms ({load()})")
 
 
 if __name__ == "__main__":
-    main()
+    asyncio.run(bench(sys.argv[1] if len(sys.argv) > 1 else None))

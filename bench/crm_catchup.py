@@ -14,36 +14,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from _common import load, migrated_database
 from sqlalchemy import func, select
 
 from callcenter.crm.catchup import CatchUp
 from callcenter.crm.feed import Feed
 from callcenter.crm.models import WebhookSubscription
 from callcenter.crm.webhooks import EVENTS
-from callcenter.db import create_engine, session_factory
-from callcenter.migrate import upgrade_async
 from callcenter.models import Outbox
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.automation.helpers import email_message, receive
 
 
-def load() -> str:
-    return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
-
-
 async def main(tickets: int) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
-        await upgrade_async(url)
-        engine = create_engine(url)
-        sessions = session_factory(engine)
+    async with migrated_database() as (_, sessions):
         async with sessions() as session, session.begin():
             session.add(WebhookSubscription(url="https://h.example/", secret="s", events=EVENTS))
         feed = Feed(sessions, crm=True)
@@ -72,7 +61,6 @@ async def main(tickets: int) -> None:
                 f"{name:<7} pass: {took:7.3f} s, {handled:6d} rows handled {rate}, "
                 f"{await queued():6d} outbox rows ({load()})"
             )
-        await engine.dispose()
 
 
 if __name__ == "__main__":

@@ -10,23 +10,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
+from _common import load, migrated_database
 from aiohttp import web
 
 from callcenter.crm.bitrix import Bitrix24
 from callcenter.crm.lookup import CrmLookup
-from callcenter.db import create_engine, session_factory
 from callcenter.domain.customers import attach_identity, create_customer
 from callcenter.health import HealthRegistry
-from callcenter.migrate import upgrade_async
 from callcenter.models import IdentityKind
 from callcenter.screenpop.card import build_card
 
@@ -36,10 +33,6 @@ from tests.crm.test_bitrix import ivan_with_deals
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 PHONE = "+79161234567"
-
-
-def load() -> str:
-    return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
 def report(name: str, samples: list[float]) -> None:
@@ -61,11 +54,7 @@ def delayed(fake: FakeBitrix24, delay: float) -> web.Application:
 
 
 async def main(samples: int, crm_delay: float, timeout: float) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
-        await upgrade_async(url)
-        engine = create_engine(url)
-        sessions = session_factory(engine)
+    async with migrated_database() as (_, sessions):
         async with sessions() as session, session.begin():
             customer = await create_customer(session, "Иван Петров", "ru")
             await attach_identity(session, customer, IdentityKind.PHONE, PHONE)
@@ -96,7 +85,6 @@ async def main(samples: int, crm_delay: float, timeout: float) -> None:
             hanging = CrmLookup(bitrix, timeout=timeout, health=health)
             await run(f"Bitrix24 hanging, {timeout * 1000:.0f} ms timeout", hanging, fresh=True)
             fake.release.set()
-        await engine.dispose()
 
 
 if __name__ == "__main__":
