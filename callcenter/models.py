@@ -95,10 +95,23 @@ class TicketStatus(enum.StrEnum):
 
 
 class CallOutcome(enum.StrEnum):
+    """How a call ended. The first four are inbound calls' (queue figures count them); the
+    last three are outbound attempts' (callbacks) that did not reach the customer."""
+
     ANSWERED = "answered"
     ABANDONED = "abandoned"
     TIMEOUT = "timeout"
     MISSED = "missed"
+    NO_ANSWER = "no_answer"
+    """Our outbound call rang and the customer did not pick up."""
+    BUSY = "busy"
+    """Our outbound call found the customer's line busy."""
+    FAILED = "failed"
+    """Our outbound call could not be placed to the customer (trunk or number)."""
+
+
+OUTBOUND_UNREACHED = frozenset({CallOutcome.NO_ANSWER, CallOutcome.BUSY, CallOutcome.FAILED})
+"""Outcomes of an outbound attempt that did not reach the customer: never an inbound miss."""
 
 
 class Role(enum.StrEnum):

@@ -17,6 +17,7 @@ from callcenter.analytics.figures import Filters, Table
 from callcenter.analytics.models import ContactRollup
 from callcenter.analytics.refresh import Calendar
 from callcenter.models import (
+    OUTBOUND_UNREACHED,
     Call,
     CallOutcome,
     Channel,
@@ -179,6 +180,11 @@ async def _paths(
     ]
 
 
+def _reached(row: Any) -> bool:
+    """An outbound contact that reached the customer (a callback that rang out is no answer)."""
+    return row.direction == Direction.OUTBOUND and row.outcome not in OUTBOUND_UNREACHED
+
+
 def _path(
     customer_id: int, name: str, rows: list[Any], pops: dict[str, set[int]]
 ) -> list[list[object]]:
@@ -190,7 +196,7 @@ def _path(
         if row.outcome is not None:
             response = row.wait_seconds if row.outcome == CallOutcome.ANSWERED else None
         else:
-            reply = next((r for r in rows[n + 1 :] if r.direction == Direction.OUTBOUND), None)
+            reply = next((r for r in rows[n + 1 :] if _reached(r)), None)
             response = int((reply.occurred_at - row.occurred_at).total_seconds()) if reply else None
         pop = None
         if row.channel == Channel.CALL and previous is not None:

@@ -105,6 +105,13 @@ class DialOutcome(enum.StrEnum):
 
 CUSTOMER_SIDE = frozenset({DialOutcome.NO_ANSWER, DialOutcome.BUSY, DialOutcome.FAILED})
 """Attempts the customer saw (or that reached the trunk): counted and kept in their history."""
+CALL_OUTCOMES = {
+    DialOutcome.CONNECTED: CallOutcome.ANSWERED,
+    DialOutcome.NO_ANSWER: CallOutcome.NO_ANSWER,
+    DialOutcome.BUSY: CallOutcome.BUSY,
+    DialOutcome.FAILED: CallOutcome.FAILED,
+}
+"""The outcome an attempt's call is stored with in the customer's history."""
 _ATTEMPT_TEXT = {
     DialOutcome.CONNECTED: "разговор {talk} с",
     DialOutcome.NO_ANSWER: "не ответил",
@@ -249,7 +256,7 @@ async def _record_call(
             agent_endpoint=callback.agent_endpoint,
             caller_number=callback.phone,
             talk_seconds=talk,
-            outcome=CallOutcome.ANSWERED if answered else CallOutcome.MISSED,
+            outcome=CALL_OUTCOMES[outcome],
             started_at=call.started_at,
             answered_at=answered,
             ended_at=call.ended_at,
@@ -269,9 +276,10 @@ async def finish_attempt(
 ) -> CallbackRequest:
     """Record how a dialling attempt ended: done, retried later, or failed for good.
 
-    ``call``: for an attempt on the customer's side, the call to store in their history (a
-    missed one for no answer, busy or failed). An attempt whose call is already stored was
-    recorded before (the handler ran again): the row is left as that recording left it."""
+    ``call``: for an attempt on the customer's side, the call to store in their history (with
+    the outcome no answer, busy or failed when it did not connect). An attempt whose call is
+    already stored was recorded before (the handler ran again): the row is left as that
+    recording left it."""
     callback = await session.get(CallbackRequest, callback_id, with_for_update=True)
     if callback is None:
         raise LookupError(f"no callback {callback_id}")

@@ -249,12 +249,17 @@ async def test_every_attempt_on_the_customers_side_is_one_outbound_call_in_their
         ).all()
         card = await build_card(session, "+79161234567", at)
     assert rows == [
-        ("Обратный звонок на +79161234567: не ответил", Direction.OUTBOUND, CallOutcome.MISSED, 0),
-        ("Обратный звонок на +79161234567: занято", Direction.OUTBOUND, CallOutcome.MISSED, 0),
+        (
+            "Обратный звонок на +79161234567: не ответил",
+            Direction.OUTBOUND,
+            CallOutcome.NO_ANSWER,
+            0,
+        ),
+        ("Обратный звонок на +79161234567: занято", Direction.OUTBOUND, CallOutcome.BUSY, 0),
         (
             "Обратный звонок на +79161234567: не удалось дозвониться",
             Direction.OUTBOUND,
-            CallOutcome.MISSED,
+            CallOutcome.FAILED,
             0,
         ),
         (

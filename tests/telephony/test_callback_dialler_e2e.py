@@ -1,6 +1,7 @@
 """The callback dialler against the real Asterisk: a due callback rings a free sipp agent
 (with the customer's card popping on the agent's screen), then the sipp customer, and bridges
-them; no answer is retried later and fails after the limit; two diallers dial once."""
+them; no answer or busy is retried later and fails after the limit, each attempt stored with
+its own outcome; two diallers dial once."""
 
 from __future__ import annotations
 
@@ -27,7 +28,15 @@ from callcenter.channels.telephony.stasis import StasisApp
 from callcenter.config import Settings
 from callcenter.db import create_engine, session_factory, unit_of_work
 from callcenter.domain.customers import attach_identity, create_customer
-from callcenter.models import Call, CallOutcome, IdentityKind, Interaction, Role, User
+from callcenter.models import (
+    Call,
+    CallOutcome,
+    Direction,
+    IdentityKind,
+    Interaction,
+    Role,
+    User,
+)
 from callcenter.screenpop.service import ScreenPopService
 from callcenter.serve import serve
 from tests.telephony.conftest import CUSTOMER_NAME, CUSTOMER_NUMBER, Ami, Pbx
@@ -199,10 +208,11 @@ async def test_a_due_callback_rings_the_free_agent_then_the_customer_and_is_done
         code, report = await phone.finish()
         assert code == 0, report
     [call] = await _calls(sessions)
-    assert (call.agent_endpoint, call.caller_number, call.queue) == (
+    assert (call.agent_endpoint, call.caller_number, call.queue, call.outcome) == (
         "PJSIP/1001",
         CUSTOMER_NUMBER,
         "support",
+        CallOutcome.ANSWERED,
     )
     # The screen-pop: the customer's card went to the agent while the phone rang.
     [(user_id, card)] = rig.cards
@@ -236,16 +246,40 @@ async def test_a_customer_who_does_not_answer_is_retried_later_then_failed(
             rig.clock.shift = POLICY.retry_after + timedelta(seconds=1)
     assert row.status is CallbackStatus.FAILED and row.outcome.startswith("no_answer")
     assert len(rig.requests) == 2
-    # Each unanswered ring is an outbound call in the customer's history, missed.
+    # Each unanswered ring is an outbound call in the customer's history, not answered.
     calls = await _calls(sessions)
     assert [(c.outcome, c.answered_at, c.agent_endpoint) for c in calls] == [
-        (CallOutcome.MISSED, None, "PJSIP/1001")
+        (CallOutcome.NO_ANSWER, None, "PJSIP/1001")
     ] * 2
     assert len({c.linkedid for c in calls}) == 2
     async with sessions() as session:
         texts = list(await session.scalars(select(Interaction.text).order_by(Interaction.id)))
     assert texts == [f"Обратный звонок на {CUSTOMER_NUMBER}: не ответил"] * 2
     assert await dialler.run_once() == 0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_busy_customer_is_stored_as_busy_and_retried_later(
+    rig: Rig, sessions: async_sessionmaker[AsyncSession], pbx: Pbx, start_sipp
+) -> None:
+    callback_id = await _callback(sessions)
+    dialler = rig.dialler(sessions)
+    agent = await start_sipp("agent_answer.xml", pbx.agent_ports["1001"], "-d", "300")
+    customer = await start_sipp("agent_busy.xml", rig.customer_port)  # 486 Busy Here
+    assert await dialler.run_once() == 1
+    await drained(dialler)
+    for phone in (agent, customer):
+        code, report = await phone.finish()
+        assert code == 0, report
+    row = await _row(sessions, callback_id)
+    assert (row.status, row.attempts) == (CallbackStatus.REQUESTED, 1)
+    assert row.outcome.startswith("busy") and row.due_at > rig.clock()
+    [call] = await _calls(sessions)
+    assert (call.outcome, call.answered_at, call.talk_seconds) == (CallOutcome.BUSY, None, 0)
+    async with sessions() as session:
+        interaction = await session.get(Interaction, call.interaction_id)
+    assert interaction.direction is Direction.OUTBOUND
+    assert interaction.text == f"Обратный звонок на {CUSTOMER_NUMBER}: занято"
 
 
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
@@ -286,7 +320,7 @@ async def test_callcenter_serve_dials_due_callbacks_when_ami_and_ari_are_configu
     """The composition root wires the dialler: the agent's phone rings for a due callback.
 
     The test Asterisk's trunk leads nowhere, so the customer cannot be reached: the attempt is
-    counted (failed, stored as a missed outbound call) and the callback waits for a later try."""
+    counted (stored as a failed outbound call) and the callback waits for a later try."""
     await pause(ami, "PJSIP/1001", False)
     await pause(ami, "PJSIP/1002", True)
     pbx_settings = pbx.process.settings
@@ -321,4 +355,4 @@ async def test_callcenter_serve_dials_due_callbacks_when_ami_and_ari_are_configu
     assert (row.status, row.agent_endpoint) == (CallbackStatus.REQUESTED, "PJSIP/1001")
     assert row.outcome.startswith("failed") and row.due_at > datetime.now(UTC)
     [call] = await _calls(sessions)  # the failed attempt is in the customer's history
-    assert (call.outcome, call.answered_at) == (CallOutcome.MISSED, None)
+    assert (call.outcome, call.answered_at) == (CallOutcome.FAILED, None)

@@ -49,7 +49,8 @@ class CallbackRequest(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     """Times the customer's phone was rung."""
     agent_endpoint: Mapped[str] = mapped_column(String(64), default="")
-    last_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    """Indexed: the /callbacks list shows finished callbacks newest attempt first."""
     outcome: Mapped[str] = mapped_column(String(200), default="")
     lease_until: Mapped[datetime | None] = mapped_column(default=None)
     """While dialling, the dialler holding it; a lapsed lease lets another take it again."""
