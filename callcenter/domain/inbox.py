@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, Select, func, insert, literal, select, true, union, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 OPEN_STATUSES = (TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.PENDING)
 FOLLOW_UP_WINDOW = timedelta(days=7)
 """A message with no intent and no order number joins the newest open ticket this recent."""
+NEWEST_FIRST = (Ticket.updated_at.desc(), Ticket.id.desc())
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ async def _matching_ticket(
         await session.scalars(
             select(Ticket)
             .where(Ticket.customer_id == customer.id, Ticket.status.in_(OPEN_STATUSES))
-            .order_by(Ticket.updated_at.desc())
+            .order_by(*NEWEST_FIRST)
         )
     )
     return _pick(open_tickets, found, at)
@@ -366,6 +367,67 @@ class _OpenTicket:
 _OPEN_COLUMNS = [getattr(Ticket, f.name) for f in fields(_OpenTicket)]
 
 
+def _elements(column: Any, dialect: str) -> Any:
+    """The strings of a JSON array column, as a table to join (one row per element)."""
+    if dialect == "postgresql":
+        return func.jsonb_array_elements_text(column).table_valued("value").render_derived()
+    return func.json_each(column).table_valued("value")
+
+
+def _no_orders(dialect: str) -> ColumnElement[bool]:
+    length = func.jsonb_array_length if dialect == "postgresql" else func.json_array_length
+    return func.coalesce(length(Ticket.order_numbers), 0) == 0
+
+
+def _candidates(
+    where: tuple[ColumnElement[bool], ...], filed: list[tuple[int, Classification]], dialect: str
+) -> Select[Any]:
+    """The ids of the open tickets ``_pick`` could choose for the batch's messages, so that a
+    customer's long list of open tickets is not read whole for every batch.
+
+    Per customer: the newest (a follow-up's); those sharing one of the batch's order numbers;
+    per intent of the batch, the newest with that intent, and the newest few with it and no
+    order numbers. Filing changes only tickets read here, and only by adding intents and
+    order numbers and moving them to the top; the one choice that can lapse is "with intent,
+    no order numbers" (a message with orders filed under such a ticket gives it some), at most
+    once per such message, so reading one more of those than the customer has messages with
+    order numbers in the batch keeps the choice exact."""
+    orders = {n for _, found in filed for n in found.order_numbers}
+    intents = {i for _, found in filed for i in found.intents}
+    with_orders: dict[int, int] = {}
+    for customer_id, found in filed:
+        if found.order_numbers:
+            with_orders[customer_id] = with_orders.get(customer_id, 0) + 1
+    depth = 1 + max(with_orders.values(), default=0)
+
+    rank = func.row_number().over(partition_by=Ticket.customer_id, order_by=NEWEST_FIRST)
+    newest = select(Ticket.id, rank.label("rank")).where(*where).subquery()
+    parts: list[Select[Any]] = [select(newest.c.id).where(newest.c.rank == 1)]
+    if orders:
+        number = _elements(Ticket.order_numbers, dialect)
+        parts.append(
+            select(Ticket.id).join(number, true()).where(*where, number.c.value.in_(orders))
+        )
+    if intents:
+        intent = _elements(Ticket.intents, dialect)
+        no_orders = _no_orders(dialect)
+        by_intent = func.row_number().over(
+            partition_by=(Ticket.customer_id, intent.c.value, no_orders), order_by=NEWEST_FIRST
+        )
+        ranked = (
+            select(Ticket.id, no_orders.label("no_orders"), by_intent.label("rank"))
+            .join(intent, true())
+            .where(*where, intent.c.value.in_(intents))
+            .subquery()
+        )
+        parts.append(
+            select(ranked.c.id).where(
+                (ranked.c.rank == 1) | (ranked.c.no_orders & (ranked.c.rank <= literal(depth)))
+            )
+        )
+    return union(*parts) if len(parts) > 1 else parts[0]  # type: ignore[return-value]
+
+
 class _Batch:
     """``ingest_many``'s work: the reads up front, the decisions in memory, then one flush for
     customers, one for identities and tickets, one for interactions and order numbers (with
@@ -411,7 +473,9 @@ class _Batch:
         customers, created = await self._customers(messages, new, values)
         filed = [i for i in new if not messages[i].automatic]
         await self._load_tickets(
-            {customers[i].id for i in filed}, {messages[i].ticket_hint for i in filed}
+            {customers[i].id for i in filed},
+            {messages[i].ticket_hint for i in filed},
+            [(customers[i].id, found[i]) for i in filed],
         )
         known_orders = await self._known_orders(
             {n for i in new for n in found[i].order_numbers}, {c.id for c in customers.values()}
@@ -578,20 +642,28 @@ class _Batch:
         if ids:
             self.loaded += await self.session.scalars(select(model).where(model.id.in_(ids)))
 
-    async def _load_tickets(self, customer_ids: set[int], hints: set[int | None]) -> None:
+    async def _load_tickets(
+        self,
+        customer_ids: set[int],
+        hints: set[int | None],
+        filed: list[tuple[int, Classification]],
+    ) -> None:
+        """Each customer's open tickets the batch may file under: all of them, or as plain
+        rows only those ``_pick`` could choose (``_candidates``)."""
         session = self.session
         self.open = {customer_id: [] for customer_id in customer_ids}
         if customer_ids:
             where = (Ticket.customer_id.in_(customer_ids), Ticket.status.in_(OPEN_STATUSES))
-            newest_first = Ticket.updated_at.desc()
             if self.plain:
+                dialect = session.get_bind().dialect.name
+                candidates = _candidates(where, filed, dialect)
                 for row in await session.execute(
-                    select(*_OPEN_COLUMNS).where(*where).order_by(newest_first)
+                    select(*_OPEN_COLUMNS).where(Ticket.id.in_(candidates)).order_by(*NEWEST_FIRST)
                 ):
                     self.open[row.customer_id].append(_OpenTicket(*row))
             else:
                 for ticket in await session.scalars(
-                    select(Ticket).where(*where).order_by(newest_first)
+                    select(Ticket).where(*where).order_by(*NEWEST_FIRST)
                 ):
                     self.open[ticket.customer_id].append(ticket)
         ids = {hint for hint in hints if hint is not None}

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -302,3 +303,96 @@ async def test_racing_batches_store_every_message_once(
         # PostgreSQL lets the second batch read before the first commits: it must have
         # collided on insert and fallen back to one message at a time.
         assert "raced another writer" in caplog.text
+
+
+TEXTS = [
+    "Где мой заказ №{order}? Жду уже неделю",
+    "Хочу вернуть деньги за заказ {order}",
+    "Хочу обменять заказ №{order} на другой размер",
+    "Можно обменять куртку на размер побольше?",
+    "Верните деньги, товар не подошёл",
+    "Спасибо, всё получил",
+    "Оплата не проходит, карта списала дважды",
+    "Когда привезут? Заказ #{order}",
+]
+
+
+def conversation(seed: int, count: int, first_minute: int) -> list[InboundMessage]:
+    """Three customers writing about a handful of orders, often about the same ones again."""
+    rng = random.Random(seed)
+    return [
+        telegram(
+            8000 + rng.randrange(3),
+            first_minute + n,
+            rng.choice(TEXTS).format(order=10_000 + rng.randrange(12)),
+            first_minute + n,
+        )
+        for n in range(count)
+    ]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_a_batch_reading_only_candidate_tickets_files_as_one_by_one(
+    sessions: async_sessionmaker[AsyncSession], seed: int
+) -> None:
+    """Customers with many open tickets: the batch reads only the tickets it could choose
+    (``_candidates``), yet files every message where one-by-one storing would."""
+    history, later = conversation(seed, 60, 0), conversation(seed + 100, 60, 100)
+
+    async def store(together: bool) -> dict[str, object]:
+        async with sessions() as session:
+            for message in history:
+                await ingest(session, message)
+            await session.commit()
+            if together:
+                results = await ingest_many(session, later, savepoint=False, assume_new=True)
+            else:
+                results = [await ingest(session, message) for message in later]
+            await session.commit()
+            return await snapshot(session, results)
+
+    expected = await store(together=False)
+    await wipe(sessions)
+    actual = await store(together=True)
+
+    assert actual == expected
+    tickets = expected["tickets"]
+    assert len(tickets) > 12, "customers have many open tickets to choose from"
+
+
+async def test_a_ticket_that_stops_qualifying_in_the_batch_hands_over_to_the_next_one(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Two open exchange tickets without order numbers; the first message with an order number
+    takes the newer one (which then has one), so the second must take the older one, which
+    the batch had to read although it was not the newest."""
+    history = [
+        telegram(8100, 1, "Можно обменять куртку?", 0),
+        telegram(8100, 2, "Верните деньги", 1),
+        telegram(8100, 3, "Верните деньги или обменяйте куртку", 2),
+    ]
+    later = [
+        telegram(8100, 4, "Хочу обменять заказ 10001", 3),
+        telegram(8100, 5, "Хочу обменять заказ 10002", 4),
+    ]
+
+    async def store(together: bool) -> tuple[dict[str, object], list[IngestResult]]:
+        async with sessions() as session:
+            older = (await ingest(session, history[0])).ticket
+            for message in history[1:]:
+                await ingest(session, message)
+            await session.commit()
+            if together:
+                results = await ingest_many(session, later, savepoint=False, assume_new=True)
+            else:
+                results = [await ingest(session, message) for message in later]
+            await session.commit()
+            assert results[1].ticket.id == older.id, "the older exchange ticket takes the second"
+            return await snapshot(session, results), results
+
+    expected, _ = await store(together=False)
+    await wipe(sessions)
+    actual, results = await store(together=True)
+
+    assert actual == expected
+    assert not any(r.ticket_created for r in results)
