@@ -7,8 +7,13 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,53 +25,90 @@ from tests.crm.fakes import FakeBitrix24, Receiver
 from tests.crm.test_webhooks import SECRET, subscribe
 from tests.fakes.botapi import BotApiServer
 
+EVENTS = ["message.received", "ticket.created"]
+Until = Callable[[Callable[[], Awaitable[bool]]], Awaitable[None]]
 
-async def test_serve_sends_a_new_telegram_ticket_to_bitrix24_and_to_a_webhook(
+
+@dataclass
+class Crm:
+    """The fake Bitrix24 and a webhook receiver subscribed to `EVENTS`, and the settings of a
+    ``serve`` that uses both."""
+
+    bitrix: FakeBitrix24
+    hook: Receiver
+    settings: Callable[..., Settings]
+
+    async def delivered(self) -> bool:
+        return bool(self.bitrix.leads) and len(self.hook.accepted) == len(EVENTS)
+
+    def assert_delivered_once(self, text: str) -> dict[str, Any]:
+        """One lead with `text`, one accepted webhook per event, none rejected; the lead."""
+        [lead] = self.bitrix.leads.values()
+        assert lead["COMMENTS"] == text
+        assert sorted(e["event"]["type"] for e in self.hook.accepted) == EVENTS
+        assert self.hook.rejected == []
+        return lead
+
+
+@pytest.fixture
+async def crm(
     sessions: async_sessionmaker[AsyncSession],
     database_url: str,
     tmp_path: Path,
     bitrix_server: tuple[FakeBitrix24, str],
     receiver: tuple[Receiver, str],
-) -> None:
+) -> Crm:
     bitrix, portal = bitrix_server
     hook, hook_url = receiver
     hook.secret = SECRET
-    await subscribe(sessions, hook_url, ["ticket.created", "message.received"])
+    await subscribe(sessions, hook_url, EVENTS)
     port = free_port()
-    async with BotApiServer() as api:
-        settings = Settings(
+
+    def settings(**extra: Any) -> Settings:
+        return Settings(
             data_dir=tmp_path,
             database_url=database_url,
             web_port=port,
             session_key="crm-e2e-session-key-" + "x" * 32,
-            telegram_token=api.token,
-            telegram_api_base=api.base_url,
             crm_provider="bitrix24",
             bitrix24_portal=portal,
             bitrix24_user_id=FakeBitrix24.USER,
             bitrix24_webhook_code=FakeBitrix24.CODE,
+            **extra,
         )
-        stop = asyncio.Event()
-        task = asyncio.create_task(serve(settings, "127.0.0.1", port, stop))
-        try:
-            api.push_message(7001, "Здравствуйте! Где мой заказ 12345?")
-            async with asyncio.timeout(60):
-                while not (bitrix.leads and len(hook.accepted) == 2):
-                    assert not task.done(), task
-                    await asyncio.sleep(0.1)
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 30)
 
-    [lead] = bitrix.leads.values()
-    assert lead["COMMENTS"] == "Здравствуйте! Где мой заказ 12345?"
+    return Crm(bitrix, hook, settings)
+
+
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[Until]:
+    """Serve until the block ends; yields a wait (60 s at most) for a condition while it runs."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(settings, "127.0.0.1", settings.web_port, stop))
+
+    async def until(ready: Callable[[], Awaitable[bool]]) -> None:
+        async with asyncio.timeout(60):
+            while not await ready():
+                assert not task.done(), task
+                await asyncio.sleep(0.2)
+
+    try:
+        yield until
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+async def test_serve_sends_a_new_telegram_ticket_to_bitrix24_and_to_a_webhook(crm: Crm) -> None:
+    async with BotApiServer() as api:
+        settings = crm.settings(telegram_token=api.token, telegram_api_base=api.base_url)
+        async with serving(settings) as until:
+            api.push_message(7001, "Здравствуйте! Где мой заказ 12345?")
+            await until(crm.delivered)
+
+    lead = crm.assert_delivered_once("Здравствуйте! Где мой заказ 12345?")
     assert lead["SOURCE_DESCRIPTION"] == "telegram"
     assert lead["TITLE"].startswith("#")
-    assert sorted(e["event"]["type"] for e in hook.accepted) == [
-        "message.received",
-        "ticket.created",
-    ]
-    assert hook.rejected == []
 
 
 CRASH_AFTER_COMMIT = """
@@ -84,65 +126,25 @@ asyncio.run(main())
 
 
 async def test_a_ticket_whose_process_died_after_the_commit_still_reaches_crm_and_webhook(
-    sessions: async_sessionmaker[AsyncSession],
-    database_url: str,
-    tmp_path: Path,
-    bitrix_server: tuple[FakeBitrix24, str],
-    receiver: tuple[Receiver, str],
+    crm: Crm, sessions: async_sessionmaker[AsyncSession], database_url: str
 ) -> None:
-    bitrix, portal = bitrix_server
-    hook, hook_url = receiver
-    hook.secret = SECRET
-    await subscribe(sessions, hook_url, ["ticket.created", "message.received"])
-    port = free_port()
-    settings = Settings(
-        data_dir=tmp_path,
-        database_url=database_url,
-        web_port=port,
-        session_key="crm-e2e-session-key-" + "x" * 32,
-        crm_provider="bitrix24",
-        bitrix24_portal=portal,
-        bitrix24_user_id=FakeBitrix24.USER,
-        bitrix24_webhook_code=FakeBitrix24.CODE,
-    )
-
     async def checkpoints() -> bool:
         async with sessions() as session:
             return len(list(await session.scalars(select(FeedCheckpoint)))) == 4
 
-    async def delivered() -> bool:
-        return bool(bitrix.leads) and len(hook.accepted) == 2
-
-    async def crash_after_commit() -> None:
+    # The first run sets the checkpoints, then another process commits and dies; a restart
+    # reads the same rows again.
+    async with serving(crm.settings()) as until:
+        await until(checkpoints)
         crashed = await asyncio.create_subprocess_exec(
             sys.executable, "-c", CRASH_AFTER_COMMIT, database_url, cwd=Path(__file__).parents[2]
         )
         assert await crashed.wait() == -signal.SIGKILL
+        await until(crm.delivered)
+        await asyncio.sleep(11)  # two more catch-up passes (every 5 s)
+    async with serving(crm.settings()) as until:
+        await until(crm.delivered)
+        await asyncio.sleep(11)
 
-    # The first run sets the checkpoints, then another process commits and dies; a restart
-    # reads the same rows again.
-    for ready, meanwhile in ((checkpoints, crash_after_commit), (delivered, None)):
-        stop = asyncio.Event()
-        task = asyncio.create_task(serve(settings, "127.0.0.1", port, stop))
-        try:
-            async with asyncio.timeout(60):
-                while not await ready():
-                    assert not task.done(), task
-                    await asyncio.sleep(0.2)
-                if meanwhile is not None:
-                    await meanwhile()
-                    while not await delivered():
-                        assert not task.done(), task
-                        await asyncio.sleep(0.2)
-            await asyncio.sleep(11)  # two more catch-up passes (every 5 s)
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 30)
-
-    [lead] = bitrix.leads.values()
-    assert lead["COMMENTS"] == "Верните деньги за заказ 777"
-    assert sorted(e["event"]["type"] for e in hook.accepted) == [
-        "message.received",
-        "ticket.created",
-    ]
-    assert bitrix.methods().count("crm.lead.add") == 1
+    crm.assert_delivered_once("Верните деньги за заказ 777")
+    assert crm.bitrix.methods().count("crm.lead.add") == 1
