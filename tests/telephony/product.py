@@ -1,5 +1,5 @@
-"""The whole product (``serve``) in the test process, connected to the test Asterisk, and a
-signed-in browser page: shared by the end-to-end tests."""
+"""The whole product (``serve``) in the test process, connected to the test Asterisk, its staff,
+and a signed-in browser page: shared by the end-to-end tests."""
 
 from __future__ import annotations
 
@@ -11,13 +11,41 @@ from typing import Any
 
 import aiohttp
 from playwright.async_api import Browser, Page
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter import health
 from callcenter.channels.telephony.pbxconfig import free_port
 from callcenter.config import Settings
+from callcenter.models import Role, User
+from callcenter.passwords import hash_password
 from callcenter.serve import serve
 from tests.browser import PageWatch, watch
 from tests.telephony.conftest import Pbx
+
+
+async def add_staff(
+    sessions: async_sessionmaker[AsyncSession],
+    name: str,
+    role: Role,
+    endpoint: str | None = None,
+    *,
+    signs_in: bool = True,
+) -> int:
+    """Add user `name` (shown as `Name`) at SIP `endpoint`; returns the user id. The password is
+    ``password-<name>``, as `signed_in` and the web tests' `Visitor.login` expect; without
+    `signs_in` there is none (hashing costs time when a load test adds many agents)."""
+    password_hash = hash_password(f"password-{name}") if signs_in else "!"
+    user = User(
+        username=name,
+        display_name=name.title(),
+        role=role,
+        password_hash=password_hash,
+        sip_endpoint=endpoint,
+    )
+    async with sessions() as session, session.begin():
+        session.add(user)
+        await session.flush()
+        return user.id
 
 
 async def _healthy(base: str) -> bool:

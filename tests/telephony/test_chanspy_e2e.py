@@ -17,11 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from yarl import URL
 
 from callcenter.channels.telephony.pbxconfig import free_port
-from callcenter.models import AuditLog, Role, User
-from callcenter.passwords import hash_password
+from callcenter.models import AuditLog, Role
 from tests.browser import browser as browser  # the fixture
 from tests.telephony.conftest import OUR_NUMBER, Ami, Pbx
-from tests.telephony.product import running_product, signed_in
+from tests.telephony.product import add_staff, running_product, signed_in
 from tests.telephony.test_wallboard_e2e import _text, pause, until
 from tests.web.helpers import Visitor
 
@@ -33,21 +32,9 @@ SPY_OPTIONS = {"listen": "PJSIP/1001-,qE", "whisper": "PJSIP/1001-,qwE", "barge"
 async def base(
     database_url: str, sessions: async_sessionmaker[AsyncSession], pbx: Pbx, tmp_path: Path
 ) -> AsyncIterator[str]:
-    async with sessions() as session, session.begin():
-        for name, role, endpoint in (
-            ("sveta", Role.SUPERVISOR, "PJSIP/1003"),
-            ("anna", Role.AGENT, "PJSIP/1001"),
-            ("boris", Role.AGENT, "PJSIP/1002"),
-        ):
-            session.add(
-                User(
-                    username=name,
-                    display_name=name.title(),
-                    role=role,
-                    password_hash=hash_password(f"password-{name}"),
-                    sip_endpoint=endpoint,
-                )
-            )
+    await add_staff(sessions, "sveta", Role.SUPERVISOR, "PJSIP/1003")
+    await add_staff(sessions, "anna", Role.AGENT, "PJSIP/1001")
+    await add_staff(sessions, "boris", Role.AGENT, "PJSIP/1002")
     async with running_product(database_url, pbx, tmp_path) as url:
         yield url
 

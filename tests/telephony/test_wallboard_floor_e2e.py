@@ -16,11 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.channels.telegram.models import CallbackRequest
 from callcenter.channels.telephony.pbxconfig import free_port
-from callcenter.models import Channel, Customer, Role, Ticket, User, utcnow
-from callcenter.passwords import hash_password
+from callcenter.models import Channel, Customer, Role, Ticket, utcnow
 from tests.browser import browser as browser  # the fixture
 from tests.telephony.conftest import OUR_NUMBER, Ami, Pbx
-from tests.telephony.product import running_product, signed_in
+from tests.telephony.product import add_staff, running_product, signed_in
 from tests.telephony.test_wallboard_e2e import _text, agrees_with_asterisk, pause, until
 
 pytestmark = pytest.mark.asterisk
@@ -31,24 +30,10 @@ OFFLINE = "PJSIP/1004"  # an endpoint without a contact: Asterisk reports it una
 async def base(
     database_url: str, sessions: async_sessionmaker[AsyncSession], pbx: Pbx, tmp_path: Path
 ) -> AsyncIterator[str]:
+    await add_staff(sessions, "sveta", Role.SUPERVISOR)
+    await add_staff(sessions, "dana", Role.AGENT, OFFLINE)
     now = utcnow()
     async with sessions() as session, session.begin():
-        session.add_all(
-            [
-                User(
-                    username="sveta",
-                    role=Role.SUPERVISOR,
-                    password_hash=hash_password("password-sveta"),
-                ),
-                User(
-                    username="dana",
-                    display_name="Dana",
-                    role=Role.AGENT,
-                    password_hash=hash_password("password-dana"),
-                    sip_endpoint=OFFLINE,
-                ),
-            ]
-        )
         ann, bob = Customer(display_name="Ann"), Customer(display_name="Bob")
         session.add_all([ann, bob])
         await session.flush()

@@ -16,11 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from callcenter.channels.telephony.ami import AmiClient
 from callcenter.channels.telephony.pbx import AsteriskProcess
 from callcenter.channels.telephony.pbxconfig import PbxSettings, free_port
-from callcenter.models import Role, User
-from callcenter.passwords import hash_password
+from callcenter.models import Role
 from tests.browser import browser as browser  # the fixture
 from tests.telephony.conftest import AGENT_PHONES, OUR_NUMBER, Ami, EventLog, Pbx
-from tests.telephony.product import running_product, signed_in
+from tests.telephony.product import add_staff, running_product, signed_in
 from tests.telephony.test_wallboard_e2e import (
     _grown,
     _text,
@@ -61,21 +60,9 @@ async def base(
     wrapping_pbx: Pbx,
     tmp_path: Path,
 ) -> AsyncIterator[str]:
-    async with sessions() as session, session.begin():
-        for name, role, endpoint in (
-            ("sveta", Role.SUPERVISOR, None),
-            ("anna", Role.AGENT, "PJSIP/1001"),
-            ("boris", Role.AGENT, "PJSIP/1002"),
-        ):
-            session.add(
-                User(
-                    username=name,
-                    display_name=name.title(),
-                    role=role,
-                    password_hash=hash_password(f"password-{name}"),
-                    sip_endpoint=endpoint,
-                )
-            )
+    await add_staff(sessions, "sveta", Role.SUPERVISOR)
+    await add_staff(sessions, "anna", Role.AGENT, "PJSIP/1001")
+    await add_staff(sessions, "boris", Role.AGENT, "PJSIP/1002")
     async with running_product(database_url, wrapping_pbx, tmp_path) as url:
         yield url
 
