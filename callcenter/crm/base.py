@@ -58,6 +58,11 @@ class CallPush:
     contact_name: str = ""
     agent: str = ""
     """Our login of the agent who took the call; empty if nobody did."""
+    outbound: bool = False
+    """We called the customer (a callback, click-to-call) rather than they us."""
+    outcome: str = ""
+    """The stored call's outcome (``CallOutcome`` value): says why an outbound one was not
+    answered (no_answer, busy, failed); empty in pushes queued before it was sent."""
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,17 @@ from callcenter.outbox import PermanentFailure, RetryLater
 TIMEOUT = aiohttp.ClientTimeout(total=15)
 AUTH_ERRORS = frozenset({"expired_token", "invalid_token", "INVALID_CREDENTIALS", "NO_AUTH_FOUND"})
 WON = "S"  # STAGE_SEMANTIC_ID of a won deal
-INCOMING = 2
-ANSWERED, MISSED = "200", "304"
+OUTGOING, INCOMING = 1, 2  # telephony.externalcall.register TYPE
+ANSWERED, MISSED = "200", "304"  # telephony.externalcall.finish STATUS_CODE
+UNANSWERED_STATUS = {"no_answer": MISSED, "busy": "486", "failed": "503"}
+"""An outbound call that did not reach the customer: no answer, busy, direction unavailable."""
 STAGE_NAMES_SECONDS = 3600.0
+
+
+def _status(call: CallPush) -> str:
+    if call.answered:
+        return ANSWERED
+    return UNANSWERED_STATUS.get(call.outcome, MISSED) if call.outbound else MISSED
 
 
 class BitrixError(Exception):
@@ -219,7 +227,7 @@ class Bitrix24:
                 {
                     "USER_ID": int(user),
                     "PHONE_NUMBER": call.phone,
-                    "TYPE": INCOMING,
+                    "TYPE": OUTGOING if call.outbound else INCOMING,
                     "CALL_START_DATE": call.started_at,
                     "CRM_CREATE": 1,
                     "SHOW": 0,
@@ -232,7 +240,7 @@ class Bitrix24:
                 "CALL_ID": call_id,
                 "USER_ID": int(user),
                 "DURATION": call.duration_seconds,
-                "STATUS_CODE": ANSWERED if call.answered else MISSED,
+                "STATUS_CODE": _status(call),
                 "ADD_TO_CHAT": 0,
             }
             await self.call("telephony.externalcall.finish", finish)

@@ -271,6 +271,7 @@ class Feed:
                 "linkedid": call.linkedid,
                 "queue": call.queue,
                 "caller_number": call.caller_number,
+                "direction": interaction.direction.value,
                 "outcome": call.outcome.value,
                 "wait_seconds": call.wait_seconds,
                 "talk_seconds": call.talk_seconds,
@@ -301,6 +302,8 @@ class Feed:
                 "recording_url": recording,
                 "contact_name": data["customer"]["name"],
                 "agent": agent.username if agent else "",
+                "outbound": interaction.direction is Direction.OUTBOUND,
+                "outcome": call.outcome.value,
             }
             await enqueue_push(
                 session, interaction.customer_id, "call", f"call:{call.interaction_id}", call=push

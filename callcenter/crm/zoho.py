@@ -19,6 +19,18 @@ from callcenter.outbox import PermanentFailure, RetryLater
 TIMEOUT = aiohttp.ClientTimeout(total=15)
 WON = "Closed Won"
 
+UNANSWERED = {"no_answer": "не ответил", "busy": "занято", "failed": "не дозвонились"}
+"""Why an outbound call did not reach the customer, in its subject (Zoho's Call_Type has no
+such values: Inbound, Outbound and Missed only)."""
+
+
+def _subject(call: CallPush) -> str:
+    if not call.outbound:
+        return f"{'Входящий' if call.answered else 'Пропущенный'} звонок {call.phone}"
+    if call.answered:
+        return f"Исходящий звонок {call.phone}"
+    return f"Исходящий звонок {call.phone}: {UNANSWERED.get(call.outcome, 'без ответа')}"
+
 
 class ZohoCrm:
     name = "zoho"
@@ -166,8 +178,8 @@ class ZohoCrm:
         """One request: nothing to resume (``steps`` unused)."""
         minutes, seconds = divmod(call.duration_seconds, 60)
         record: dict[str, Any] = {
-            "Subject": f"{'Входящий' if call.answered else 'Пропущенный'} звонок {call.phone}",
-            "Call_Type": "Inbound" if call.answered else "Missed",
+            "Subject": _subject(call),
+            "Call_Type": "Outbound" if call.outbound else "Inbound" if call.answered else "Missed",
             "Call_Start_Time": call.started_at,
             "Call_Duration": f"{minutes:02d}:{seconds:02d}",
             "Description": call.recording_url,

@@ -48,6 +48,15 @@ class MemorySteps:
         self.done[step] = value
 
 
+CALL_TYPES = {1, 2, 3, 4, 5}
+"""telephony.externalcall.register TYPE: outgoing, incoming, incoming redirected, callback,
+informational."""
+STATUS_CODES = {
+    "200", "304", "603", "603-S", "403", "404", "486", "484", "503", "480", "402", "423", "OTHER"
+}  # fmt: skip
+"""telephony.externalcall.finish STATUS_CODE values Bitrix24 documents."""
+
+
 class FakeBitrix24:
     """A portal with one inbound webhook (user 1, code ``CODE``) and the CRM methods we use."""
 
@@ -112,6 +121,10 @@ class FakeBitrix24:
             return web.json_response(
                 {"error": "ERROR_NOT_FOUND", "error_description": "Not found"}, status=400
             )
+        except ValueError as exc:
+            return web.json_response(
+                {"error": "ERROR_ARGUMENT", "error_description": str(exc)}, status=400
+            )
         return web.json_response(
             {"result": result, "time": {"start": 1764291600.1, "finish": 1764291600.2}}
         )
@@ -152,10 +165,14 @@ class FakeBitrix24:
             self.comments.append(p["fields"])
             return self.new_id()
         if method == "telephony.externalcall.register":
+            if p["TYPE"] not in CALL_TYPES:
+                raise ValueError(f"TYPE {p['TYPE']!r}")
             call_id = f"externalCall.{self.new_id()}"
             self.external_calls[call_id] = {"register": p}
             return {"CALL_ID": call_id, "CRM_CREATED_LEAD": None, "CRM_ENTITY_TYPE": "CONTACT"}
         if method == "telephony.externalcall.finish":
+            if p.get("STATUS_CODE", "200") not in STATUS_CODES:
+                raise ValueError(f"STATUS_CODE {p['STATUS_CODE']!r}")
             self.external_calls[p["CALL_ID"]]["finish"] = p
             return {"CALL_ID": p["CALL_ID"], "CALL_DURATION": p["DURATION"]}
         if method == "telephony.externalCall.attachRecord":
@@ -265,6 +282,20 @@ class FakeZoho:
             return self._data(rows)
         if request.method == "POST" and path in self.records:
             record = body["data"][0]
+            if path == "Calls" and record.get("Call_Type") not in ("Inbound", "Outbound", "Missed"):
+                return web.json_response(
+                    {
+                        "data": [
+                            {
+                                "code": "INVALID_DATA",
+                                "details": {"api_name": "Call_Type"},
+                                "message": "invalid data",
+                                "status": "error",
+                            }
+                        ]
+                    },
+                    status=400,
+                )
             self._next += 1
             self.records[path].append({"id": str(self._next), **record})
             return web.json_response(
