@@ -23,7 +23,9 @@ from callcenter.dashboard.wallboard import Wallboard
 from callcenter.db import unit_of_work
 from callcenter.domain.customers import create_customer
 from callcenter.health import HealthRegistry
+from callcenter.models import CallOutcome
 from callcenter.web.app import create_app
+from callcenter.web.i18n import catalog
 from callcenter.web.keys import WALLBOARD
 from callcenter.web.streams import Hub
 from tests.web.conftest import SESSION_KEY, server, signed_in, staff, visitor  # noqa: F401
@@ -76,6 +78,7 @@ async def test_agents_and_supervisors_see_callbacks_with_their_dialling_state(
         # The unanswered ring is in the customer's history.
         history = await (await who.get(f"/customers/{customer.id}", headers=HTML)).text()
         assert "Обратный звонок на +7916" in history and ": не ответил" in history
+        assert '<p class="call">не ответил · support' in history  # its outcome, not "missed"
 
 
 async def test_the_supervisor_pages_callback_tile_leads_to_the_list(
@@ -98,3 +101,11 @@ async def test_the_supervisor_pages_callback_tile_leads_to_the_list(
         await test_server.close()
     tile = page[page.index('data-tile="callbacks"') :]
     assert tile[: tile.index("</div>")].count('href="/callbacks"') == 1
+
+
+def test_every_call_outcome_has_a_russian_and_an_english_label() -> None:
+    labels = {lang: catalog(lang) for lang in ("ru", "en")}
+    for outcome in CallOutcome:
+        ru, en = (labels[lang].get(f"outcome.{outcome.value}") for lang in ("ru", "en"))
+        assert ru and en and ru != en, outcome
+    assert labels["en"]["outcome.no_answer"] == "no answer"
