@@ -79,12 +79,18 @@ async def _run_stored(database_url: str, binary: Iterable[bytes], stdout: TextIO
     live = LiveDictionary(session_factory(engine), install=None)
     lines = iter(binary)
     count = 0
+    warned = False
     try:
         while (raw := await asyncio.to_thread(next, lines, None)) is not None:
             try:
                 await live.maybe_refresh()
             except (SQLAlchemyError, OSError) as exc:  # no database (yet): the shipped patterns
-                log.warning("classifier dictionary not readable, using v%d: %s", live.version, exc)
+                if not warned:  # once, and the cause without the SQL statement
+                    cause = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+                    log.warning(
+                        "classifier dictionary not readable (%s), using v%d", cause, live.version
+                    )
+                    warned = True
             classify_lines([decode_line(raw)], stdout, live.classifier)
             count += 1
     finally:
