@@ -162,7 +162,7 @@ async def test_the_callback_list_follows_creation_claim_and_outcome_live(
     assert await row.locator(".agent").inner_text() == "PJSIP/1001"
     live.asterisk.go.set()
     await _status(page, busy, "failed")
-    assert await row.locator(".outcome").inner_text() == "busy: customer: User busy"
+    assert await row.locator(".outcome").inner_text() == "занято customer: User busy"
     assert await row.locator(".attempts").inner_text() == "1"
 
     done = await _callback(sessions, "+79161234568")

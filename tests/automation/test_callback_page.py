@@ -72,7 +72,7 @@ async def test_agents_and_supervisors_see_callbacks_with_their_dialling_state(
         page = await response.text()
         assert f'data-callback="{tried.id}" data-status="failed"' in page
         assert "не дозвонились" in page and "PJSIP/1001" in page
-        assert "no_answer: customer: no answer" in page
+        assert 'клиент не ответил <small class="reason">customer: no answer</small>' in page
         assert 'data-status="requested"' in page and "ждёт" in page
         assert HOSTILE not in page and "&lt;img src=x" in page
         # The unanswered ring is in the customer's history.
@@ -109,3 +109,6 @@ def test_every_call_outcome_has_a_russian_and_an_english_label() -> None:
         ru, en = (labels[lang].get(f"outcome.{outcome.value}") for lang in ("ru", "en"))
         assert ru and en and ru != en, outcome
     assert labels["en"]["outcome.no_answer"] == "no answer"
+    for attempt in DialOutcome:  # how a callback's last attempt ended, on /callbacks
+        ru, en = (labels[lang].get(f"callbacks.outcome_{attempt.value}") for lang in ("ru", "en"))
+        assert ru and en and ru != en, attempt
