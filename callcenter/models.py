@@ -211,6 +211,31 @@ class Queue(Base):
     display_name: Mapped[str] = mapped_column(String(200), default="")
     service_level_seconds: Mapped[int] = mapped_column(Integer, default=20)
     abandoned_in_service_level: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The Asterisk side, written to queues_managed.conf for queues created on /admin/queues
+    # (managed); the shipped support and sales stay in queues.conf and ignore these.
+    managed: Mapped[bool] = mapped_column(Boolean, default=False)
+    strategy: Mapped[str] = mapped_column(String(16), default="rrmemory")
+    ring_timeout_seconds: Mapped[int] = mapped_column(Integer, default=15)
+    wrapup_seconds: Mapped[int | None] = mapped_column(Integer, default=None)
+    """None: the product-wide wrap-up (queue-defaults, QUEUE_WRAPUP_SECONDS)."""
+    max_callers: Mapped[int] = mapped_column(Integer, default=0)
+    """0: no limit."""
+    members: Mapped[list[QueueMember]] = relationship(
+        cascade="all, delete-orphan", order_by="QueueMember.interface", lazy="selectin"
+    )
+
+
+class QueueMember(Base):
+    """A static member of a managed queue (always in it, unlike agents who log in)."""
+
+    __tablename__ = "queue_members"
+    __table_args__ = (UniqueConstraint("queue_id", "interface"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    queue_id: Mapped[int] = mapped_column(ForeignKey("queues.id", ondelete="CASCADE"))
+    interface: Mapped[str] = mapped_column(String(64))
+    penalty: Mapped[int] = mapped_column(Integer, default=0)
+    member_name: Mapped[str] = mapped_column(String(200), default="")
 
 
 class Ticket(Base):

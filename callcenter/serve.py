@@ -8,6 +8,7 @@ import functools
 import logging
 import signal
 from datetime import timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -30,6 +31,7 @@ from callcenter.channels.telephony.dialler import (
     dialled_by,
 )
 from callcenter.channels.telephony.fastagi import run_agi_server
+from callcenter.channels.telephony.queueconf import QueueApplier
 from callcenter.channels.telephony.servers import (
     SideBySide,
     ami_servers,
@@ -65,6 +67,7 @@ from callcenter.web.presence import KIND as PRESENCE_KIND
 from callcenter.web.presence import Presence
 from callcenter.web.streams import Hub
 from callcenter.web.views.callbacks import push_callback_changes
+from callcenter.web.views.queues_admin import QUEUE_APPLIER
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +151,9 @@ async def serve(settings: Settings, host: str, port: int, stop: asyncio.Event) -
                 controls = {t.server.name: AmiControl(t.ami) for t in services}
                 control = RoutedControl(controls, states)
             app[CONTROL] = control
+            if settings.queues_config_path:  # every server reads the same file
+                path = Path(settings.queues_config_path)
+                app[QUEUE_APPLIER] = QueueApplier(path, [t.ami for t in services])
             for service in services:
                 name = f"telephony:{service.server.name}" if several else "telephony"
                 health_name = service.server.health_name

@@ -22,6 +22,8 @@ CONFIG_DIR = REPO_ROOT / "asterisk-config"
 DIALPLAN_DIR = REPO_ROOT / "dialplan"
 AGENTS = ("1001", "1002", "1003", "1004")
 LOOPBACK = "127.0.0.1"
+MANAGED_QUEUES = "queues_managed.conf"
+"""Written by the queue admin screen (queueconf.py); rendered only when it is missing."""
 WRAPUP_GLOBAL = "QUEUE_WRAPUP_SECONDS"
 """The dialplan global that tells the dashboard the queues' wrapuptime (AMI does not)."""
 
@@ -214,6 +216,8 @@ def render(
     values = placeholders(settings, run_dir)
     etc_dir.mkdir(parents=True, exist_ok=True)
     for template in sorted(config_dir.glob("*.conf")):
+        if template.name == MANAGED_QUEUES and (etc_dir / template.name).exists():
+            continue  # the product's queues (/admin/queues) survive a re-render
         text = template.read_text(encoding="utf-8")
         try:
             rendered = string.Template(text).substitute(values)

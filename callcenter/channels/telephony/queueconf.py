@@ -1,0 +1,219 @@
+"""Queues managed on /admin/queues: validation, rendering to ``queues_managed.conf`` and the
+reload through AMI.
+
+``queues.conf`` keeps ``[general]``, the ``[queue-defaults](!)`` template and the shipped
+``support`` and ``sales``, and includes ``queues_managed.conf``. Only that file is written: an
+install's hand-edited queues keep working, and a managed queue can never shadow one of them
+(names defined in ``queues.conf`` are refused). Every value written is checked against a closed
+form here (names ``[a-z0-9_-]``, known strategies, bounded integers, ``PJSIP/<name>``
+interfaces, member names without control characters or config syntax), so nothing an admin
+types can add a line or a section.
+
+``QueueReload`` (``Queue``, ``Members``, ``Parameters``) needs no manager.conf write class in
+Asterisk 22 (its privilege is ``<none>``); it re-reads the one queue: a new section becomes a
+queue, a vanished one is removed, and static members are replaced while agents who logged in
+(dynamic members) stay.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+TEMPLATE = "queue-defaults"
+STRATEGIES = ("ringall", "leastrecent", "fewestcalls", "random", "rrmemory", "linear", "wrandom")
+RESERVED = frozenset({"general", TEMPLATE})
+MAX_MEMBERS = 200
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_INTERFACE = re.compile(r"PJSIP/[A-Za-z0-9_-]{1,40}")
+_SECTION = re.compile(r"^\s*\[([^\]]+)\]", re.M)
+# Member names go between commas of ``member =>``; config syntax and control characters out.
+_UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f,;\[\]\\\"=]")
+
+LIMITS = {
+    "service_level_seconds": (1, 3600),
+    "ring_timeout_seconds": (1, 300),
+    "wrapup_seconds": (0, 3600),
+    "max_callers": (0, 10000),
+    "penalty": (0, 100),
+}
+
+
+class QueueConfigError(ValueError):
+    """One or more fields are invalid: ``errors`` maps a field to a message key."""
+
+    def __init__(self, errors: Mapping[str, str]) -> None:
+        super().__init__(", ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = dict(errors)
+
+
+class ApplyError(Exception):
+    """The file was written but Asterisk did not take it (or could not be reached)."""
+
+
+@dataclass(frozen=True)
+class Member:
+    interface: str
+    penalty: int = 0
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class QueueDefinition:
+    """What queues_managed.conf says about one queue."""
+
+    name: str
+    strategy: str = "rrmemory"
+    ring_timeout_seconds: int = 15
+    wrapup_seconds: int | None = None
+    max_callers: int = 0
+    service_level_seconds: int = 20
+    members: tuple[Member, ...] = field(default=())
+
+
+def check_name(name: str, taken: Iterable[str] = ()) -> str | None:
+    """The message key for a bad new queue name, or None when it may be used."""
+    if not _NAME.fullmatch(name) or name in RESERVED:
+        return "queues.bad_name"
+    if name in set(taken):
+        return "queues.name_taken"
+    return None
+
+
+def _in_range(errors: dict[str, str], key: str, value: int | None, field_name: str = "") -> None:
+    if value is None:
+        return
+    low, high = LIMITS[key]
+    if not low <= value <= high:
+        errors[field_name or key] = "queues.out_of_range"
+
+
+def validate(queue: QueueDefinition) -> None:
+    """Raise QueueConfigError unless every value can be written as it is."""
+    errors: dict[str, str] = {}
+    if not _NAME.fullmatch(queue.name) or queue.name in RESERVED:
+        errors["name"] = "queues.bad_name"
+    if queue.strategy not in STRATEGIES:
+        errors["strategy"] = "queues.bad_strategy"
+    for key in ("service_level_seconds", "ring_timeout_seconds", "max_callers"):
+        _in_range(errors, key, getattr(queue, key))
+    _in_range(errors, "wrapup_seconds", queue.wrapup_seconds)
+    if len(queue.members) > MAX_MEMBERS:
+        errors["members"] = "queues.too_many_members"
+    seen: set[str] = set()
+    for member in queue.members:
+        if not _INTERFACE.fullmatch(member.interface) or member.interface in seen:
+            errors["members"] = "queues.bad_member"
+        seen.add(member.interface)
+        _in_range(errors, "penalty", member.penalty, "members")
+        if len(member.name) > 80 or _UNSAFE_TEXT.search(member.name):
+            errors["members"] = "queues.bad_member"
+    if errors:
+        raise QueueConfigError(errors)
+
+
+def parse_int(value: object, *, blank: int | None = None) -> int | None:
+    """A form's integer field: blank gives ``blank``; anything not a plain number raises."""
+    text = str(value if value is not None else "").strip()
+    if not text:
+        return blank
+    if not re.fullmatch(r"-?[0-9]{1,9}", text):
+        raise ValueError(text)
+    return int(text)
+
+
+def render_queue(queue: QueueDefinition) -> str:
+    validate(queue)
+    lines = [
+        f"[{queue.name}]({TEMPLATE})",
+        f"strategy = {queue.strategy}",
+        f"timeout = {queue.ring_timeout_seconds}",
+        f"servicelevel = {queue.service_level_seconds}",
+        f"maxlen = {queue.max_callers}",
+    ]
+    if queue.wrapup_seconds is not None:
+        lines.append(f"wrapuptime = {queue.wrapup_seconds}")
+    for member in queue.members:
+        name = member.name or member.interface.partition("/")[2]
+        lines.append(f"member => {member.interface},{member.penalty},{name}")
+    return "\n".join(lines) + "\n"
+
+
+def render_queues(queues: Sequence[QueueDefinition]) -> str:
+    """The whole queues_managed.conf, queues in name order."""
+    names = [q.name for q in queues]
+    if len(set(names)) != len(names):
+        raise QueueConfigError({"name": "queues.name_taken"})
+    head = "; Written by callcenter (/admin/queues). Edits here are overwritten on the next save.\n"
+    body = "\n".join(render_queue(q) for q in sorted(queues, key=lambda q: q.name))
+    return head + ("\n" + body if body else "")
+
+
+def sections(text: str) -> set[str]:
+    """Section names a config file defines (for queues.conf: its queues and templates)."""
+    without_comments = "\n".join(line.split(";", 1)[0] for line in text.splitlines())
+    return {name.strip() for name in _SECTION.findall(without_comments)}
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` in one rename, so Asterisk never reads half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def reload_action(queue: str) -> dict[str, str]:
+    if not _NAME.fullmatch(queue) or queue in RESERVED:
+        raise ValueError(f"not a queue name: {queue!r}")
+    return {"Action": "QueueReload", "Queue": queue, "Members": "yes", "Parameters": "yes"}
+
+
+class ActionSender(Protocol):
+    async def send_action(
+        self, action: Mapping[str, str], *, timeout: float = ..., as_list: bool | None = ...
+    ) -> Any:
+        """Returns a response with ``ok`` and ``headers`` (ami.AmiResponse)."""
+
+
+class QueueApplier:
+    """Writes queues_managed.conf into Asterisk's config directory and reloads the queue that
+    changed on every AMI connection given (one per Asterisk server reading that file)."""
+
+    def __init__(self, path: Path, amis: Sequence[ActionSender], timeout: float = 5.0) -> None:
+        self.path = path
+        self._amis = amis
+        self._timeout = timeout
+
+    def shipped(self) -> set[str]:
+        """Sections of the queues.conf beside the managed file: names a new queue may not take."""
+        queues_conf = self.path.with_name("queues.conf")
+        try:
+            return sections(queues_conf.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return set()
+
+    async def apply(self, queues: Sequence[QueueDefinition], changed: str) -> None:
+        write_atomically(self.path, render_queues(queues))
+        action = reload_action(changed)
+        for ami in self._amis:
+            try:
+                response = await ami.send_action(action, timeout=self._timeout, as_list=False)
+            except (ConnectionError, TimeoutError) as exc:
+                raise ApplyError(str(exc) or type(exc).__name__) from exc
+            if not response.ok:
+                raise ApplyError(response.headers.get("Message") or "refused")

@@ -1,0 +1,173 @@
+"""Rendering and validation of queues_managed.conf: hostile names and values never become
+config lines or sections; the file is replaced in one piece."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from callcenter.channels.telephony.pbxconfig import PbxSettings, render
+from callcenter.channels.telephony.queueconf import (
+    Member,
+    QueueConfigError,
+    QueueDefinition,
+    check_name,
+    parse_int,
+    reload_action,
+    render_queues,
+    sections,
+    validate,
+    write_atomically,
+)
+
+HOSTILE_NAMES = [
+    "",
+    "general",
+    "queue-defaults",
+    "Support",
+    "sales]\n[evil",
+    "a\nmember => PJSIP/9999",
+    "a;b",
+    "[x]",
+    "a b",
+    "-lead",
+    "x" * 65,
+    "очередь",
+    "a\rb",
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_hostile_names_are_refused_everywhere(name: str) -> None:
+    assert check_name(name) is not None
+    with pytest.raises(QueueConfigError) as refused:
+        validate(QueueDefinition(name=name))
+    assert refused.value.errors == {"name": "queues.bad_name"}
+    with pytest.raises(QueueConfigError):
+        render_queues([QueueDefinition(name=name)])
+    with pytest.raises(ValueError):
+        reload_action(name)
+
+
+def test_good_names_pass_and_taken_ones_are_named() -> None:
+    assert check_name("billing") is None and check_name("vip_2-ru") is None
+    assert check_name("support", taken={"support", "sales"}) == "queues.name_taken"
+
+
+@pytest.mark.parametrize(
+    ("member", "message"),
+    [
+        (Member("PJSIP/1001\nmember => PJSIP/6666"), "queues.bad_member"),
+        (Member("SIP/1001"), "queues.bad_member"),
+        (Member("Local/1001@from-internal"), "queues.bad_member"),
+        (Member("PJSIP/1001", penalty=-1), "queues.out_of_range"),
+        (Member("PJSIP/1001", penalty=101), "queues.out_of_range"),
+        (Member("PJSIP/1001", name="Anna,1,evil"), "queues.bad_member"),
+        (Member("PJSIP/1001", name="Anna\n[evil]"), "queues.bad_member"),
+        (Member("PJSIP/1001", name="Anna ; comment"), "queues.bad_member"),
+    ],
+)
+def test_hostile_members_are_refused(member: Member, message: str) -> None:
+    with pytest.raises(QueueConfigError) as refused:
+        validate(QueueDefinition(name="billing", members=(member,)))
+    assert refused.value.errors == {"members": message}
+
+
+def test_out_of_range_values_name_their_field() -> None:
+    queue = QueueDefinition(
+        name="billing",
+        strategy="ringall\nmaxlen=0",
+        ring_timeout_seconds=0,
+        wrapup_seconds=3601,
+        max_callers=-1,
+        service_level_seconds=0,
+    )
+    with pytest.raises(QueueConfigError) as refused:
+        validate(queue)
+    assert refused.value.errors == {
+        "strategy": "queues.bad_strategy",
+        "ring_timeout_seconds": "queues.out_of_range",
+        "wrapup_seconds": "queues.out_of_range",
+        "max_callers": "queues.out_of_range",
+        "service_level_seconds": "queues.out_of_range",
+    }
+
+
+def test_a_member_twice_is_refused() -> None:
+    twice = (Member("PJSIP/1001"), Member("PJSIP/1001", penalty=2))
+    with pytest.raises(QueueConfigError):
+        validate(QueueDefinition(name="billing", members=twice))
+
+
+@pytest.mark.parametrize("text", ["1e3", "12a", "1\n2", " 0x10", "9" * 10, "1.5"])
+def test_form_integers_are_plain_numbers(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_int(text)
+
+
+def test_form_integers() -> None:
+    assert parse_int(" 42 ") == 42 and parse_int("", blank=7) == 7 and parse_int(None) is None
+
+
+def test_rendered_file_has_one_section_per_queue_from_the_template() -> None:
+    text = render_queues(
+        [
+            QueueDefinition(
+                name="vip",
+                strategy="leastrecent",
+                ring_timeout_seconds=20,
+                wrapup_seconds=5,
+                max_callers=10,
+                service_level_seconds=30,
+                members=(Member("PJSIP/1002", 3, "Борис"), Member("PJSIP/1001")),
+            ),
+            QueueDefinition(name="billing"),
+        ]
+    )
+    assert sections(text) == {"billing", "vip"}
+    assert text.index("[billing]") < text.index("[vip]")
+    vip = text[text.index("[vip]") :]
+    assert vip.splitlines() == [
+        "[vip](queue-defaults)",
+        "strategy = leastrecent",
+        "timeout = 20",
+        "servicelevel = 30",
+        "maxlen = 10",
+        "wrapuptime = 5",
+        "member => PJSIP/1002,3,Борис",
+        "member => PJSIP/1001,0,1001",
+    ]
+    billing = text[text.index("[billing]") : text.index("[vip]")]
+    assert "wrapuptime" not in billing  # inherits the product-wide wrap-up
+    assert "$" not in text
+
+
+def test_the_same_name_twice_is_refused() -> None:
+    with pytest.raises(QueueConfigError):
+        render_queues([QueueDefinition(name="a"), QueueDefinition(name="a")])
+
+
+def test_sections_ignore_comments() -> None:
+    assert sections("[a]\n; [b]\nx = 1 ; [c]\n [d](tpl)\n") == {"a", "d"}
+
+
+def test_write_atomically_replaces_the_whole_file(tmp_path: Path) -> None:
+    target = tmp_path / "queues_managed.conf"
+    target.write_text("old\n")
+    write_atomically(target, "new\n")
+    assert target.read_text() == "new\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["queues_managed.conf"]
+
+
+def test_a_rerender_keeps_the_managed_file_and_queues_conf_includes_it(tmp_path: Path) -> None:
+    settings = PbxSettings.ephemeral()
+    render(settings, tmp_path, str(tmp_path))
+    managed = tmp_path / "queues_managed.conf"
+    assert "#include queues_managed.conf" in (tmp_path / "queues.conf").read_text()
+    assert sections(managed.read_text()) == set()
+    managed.write_text(render_queues([QueueDefinition(name="billing")]))
+    render(settings, tmp_path, str(tmp_path))
+    assert sections(managed.read_text()) == {"billing"}
+    shipped = sections((tmp_path / "queues.conf").read_text())
+    assert shipped == {"general", "queue-defaults", "support", "sales"}
