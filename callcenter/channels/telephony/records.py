@@ -9,8 +9,8 @@ The raw caller id is kept on the Call row.
 
 `CallRecorder` stores every CallEnded published on the bus, each in its own transaction, and
 keeps records in memory (bounded) while the database is unavailable, retrying with backoff;
-after each commit of a new record it publishes CallRecorded. `recover` adds the queue calls
-that ended while AMI was down, read from Asterisk's queue_log (queuelog.py).
+after each commit of a new record it publishes CallRecorded. `recover` adds the calls that
+ended while AMI was down, read from Asterisk's queue_log (queuelog.py) or CDR (cdrlog.py).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.bus import Bus
+from callcenter.channels.telephony.cdrlog import CdrLog
 from callcenter.channels.telephony.events import CallEnded, CallRecorded
 from callcenter.channels.telephony.queuelog import QueueLog
 from callcenter.db import unit_of_work
@@ -208,24 +209,24 @@ class CallRecorder:
             log.error("call record backlog full (%d); waiting for the database", self.pending)
         await self._backlog.put(ended)
 
-    async def recover(self, queue_log: QueueLog, members: Mapping[str, str]) -> None:
-        """Store the calls queue_log shows ended since its checkpoint, then move the checkpoint;
-        ``members``: queue member name -> interface."""
+    async def recover(self, source: QueueLog | CdrLog, members: Mapping[str, str]) -> None:
+        """Store the calls queue_log or the CDR shows ended since its checkpoint, then move the
+        checkpoint; ``members``: queue member name -> interface."""
         try:
-            found = await asyncio.to_thread(queue_log.read, members)
+            found = await asyncio.to_thread(source.read, members)
             if found is None:
                 return
             ended, checkpoint = found
             for call in ended:
                 await self.record(call)
             await self.drain()
-            await asyncio.to_thread(queue_log.save, checkpoint)
+            await asyncio.to_thread(source.save, checkpoint)
         except OSError as exc:
-            log.error("cannot recover calls from %s: %s", queue_log.path, exc)
+            log.error("cannot recover calls from %s: %s", source.path, exc)
             return
         if ended:
             log.info("%d call(s) that ended while disconnected read from %s", len(ended),
-                     queue_log.path)  # fmt: skip
+                     source.path)  # fmt: skip
 
     @property
     def pending(self) -> int:

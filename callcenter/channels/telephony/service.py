@@ -20,8 +20,9 @@ from callcenter import health
 from callcenter.bus import Bus
 from callcenter.channels.telephony.ami import AmiClient
 from callcenter.channels.telephony.amiframes import AmiEvent
+from callcenter.channels.telephony.cdrlog import CdrLog, cdr_log_of
 from callcenter.channels.telephony.pbxconfig import WRAPUP_GLOBAL
-from callcenter.channels.telephony.queuelog import queue_log_of
+from callcenter.channels.telephony.queuelog import QueueLog, queue_log_of
 from callcenter.channels.telephony.records import CallRecorder
 from callcenter.channels.telephony.servers import AmiServer
 from callcenter.channels.telephony.state import LiveState, QueueSettings
@@ -71,6 +72,7 @@ class TelephonyService:
         )
         self.server = server
         self.queue_log = queue_log_of(settings, server.name)
+        self.cdr_log = cdr_log_of(settings, server.name)
         self._recovery: asyncio.Task[None] | None = None
         self.resyncs = 0  # completed rebuilds of the state from Asterisk, one per login
         self.ami = AmiClient(
@@ -111,9 +113,16 @@ class TelephonyService:
                     members[headers["Name"]] = interface
         self.resyncs += 1
         health.report_ok(self.server.health_name)
-        if self.queue_log is not None and (self._recovery is None or self._recovery.done()):
-            self._recovery = asyncio.create_task(self.recorder.recover(self.queue_log, members))
+        logs = [s for s in (self.queue_log, self.cdr_log) if s is not None]
+        if logs and (self._recovery is None or self._recovery.done()):
+            self._recovery = asyncio.create_task(self._recover(logs, members))
         log.info("live state resynchronised from Asterisk (%s)", self.server.health_name)
+
+    async def _recover(self, logs: list[QueueLog | CdrLog], members: dict[str, str]) -> None:
+        """Calls that ended while disconnected: queue calls from queue_log first, then the
+        other inbound calls from the CDR (which leaves queue calls to queue_log)."""
+        for source in logs:
+            await self.recorder.recover(source, members)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Connect, keep the state current and ticking, and record calls until ``stop``."""
