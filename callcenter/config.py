@@ -98,6 +98,10 @@ class Settings:
     ended while disconnected without reaching a queue (hung up in the greeting, rejected,
     answered by the preferred agent) are recorded from it. ``{server}`` as in queue_log_path.
     Empty: such calls are not recovered."""
+    queues_config_path: str = ""
+    """Where /admin/queues writes queues_managed.conf: a path in Asterisk's config directory as
+    this process sees it (``/etc/asterisk/queues_managed.conf``), then reloads the queue through
+    AMI. Empty: queue settings are saved in the database only."""
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
 
