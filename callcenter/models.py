@@ -217,7 +217,7 @@ class Queue(Base):
     strategy: Mapped[str] = mapped_column(String(16), default="rrmemory")
     ring_timeout_seconds: Mapped[int] = mapped_column(Integer, default=15)
     wrapup_seconds: Mapped[int | None] = mapped_column(Integer, default=None)
-    """None: the product-wide wrap-up (queue-defaults, QUEUE_WRAPUP_SECONDS)."""
+    """None: the product-wide wrap-up (queue-common, QUEUE_WRAPUP_SECONDS)."""
     max_callers: Mapped[int] = mapped_column(Integer, default=0)
     """0: no limit."""
     members: Mapped[list[QueueMember]] = relationship(

@@ -25,6 +25,7 @@ HOSTILE_NAMES = [
     "",
     "general",
     "queue-defaults",
+    "queue-common",
     "Support",
     "sales]\n[evil",
     "a\nmember => PJSIP/9999",
@@ -129,7 +130,7 @@ def test_rendered_file_has_one_section_per_queue_from_the_template() -> None:
     assert text.index("[billing]") < text.index("[vip]")
     vip = text[text.index("[vip]") :]
     assert vip.splitlines() == [
-        "[vip](queue-defaults)",
+        "[vip](queue-common)",
         "strategy = leastrecent",
         "timeout = 20",
         "servicelevel = 30",
@@ -170,4 +171,4 @@ def test_a_rerender_keeps_the_managed_file_and_queues_conf_includes_it(tmp_path:
     render(settings, tmp_path, str(tmp_path))
     assert sections(managed.read_text()) == {"billing"}
     shipped = sections((tmp_path / "queues.conf").read_text())
-    assert shipped == {"general", "queue-defaults", "support", "sales"}
+    assert shipped == {"general", "queue-common", "queue-defaults", "support", "sales"}

@@ -1,8 +1,10 @@
 """Queues managed on /admin/queues: validation, rendering to ``queues_managed.conf`` and the
 reload through AMI.
 
-``queues.conf`` keeps ``[general]``, the ``[queue-defaults](!)`` template and the shipped
-``support`` and ``sales``, and includes ``queues_managed.conf``. Only that file is written: an
+``queues.conf`` keeps ``[general]``, the templates ``[queue-common](!)`` (all but the
+strategy: app_queue takes a queue's first ``strategy`` line, a template's if it has one) and
+``[queue-defaults](!,queue-common)``, the shipped ``support`` and ``sales``, and includes
+``queues_managed.conf``, whose queues build on ``queue-common``. Only that file is written: an
 install's hand-edited queues keep working, and a managed queue can never shadow one of them
 (names defined in ``queues.conf`` are refused). Every value written is checked against a closed
 form here (names ``[a-z0-9_-]``, known strategies, bounded integers, ``PJSIP/<name>``
@@ -25,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-TEMPLATE = "queue-defaults"
+TEMPLATE = "queue-common"
 STRATEGIES = ("ringall", "leastrecent", "fewestcalls", "random", "rrmemory", "linear", "wrandom")
-RESERVED = frozenset({"general", TEMPLATE})
+RESERVED = frozenset({"general", TEMPLATE, "queue-defaults"})
 MAX_MEMBERS = 200
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
