@@ -18,13 +18,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callcenter.automation.outbound_calls import CALLBACK_TITLE, OutboundCall, store_outbound_call
 from callcenter.channels.telegram.models import (
     OPEN_CALLBACK_STATUSES,
     CallbackRequest,
     CallbackStatus,
 )
 from callcenter.config import ConfigError, Settings
-from callcenter.models import Call, CallOutcome, Channel, Direction, Interaction, User
+from callcenter.models import CallOutcome
 
 
 async def request_callback(
@@ -112,12 +113,6 @@ CALL_OUTCOMES = {
     DialOutcome.FAILED: CallOutcome.FAILED,
 }
 """The outcome an attempt's call is stored with in the customer's history."""
-_ATTEMPT_TEXT = {
-    DialOutcome.CONNECTED: "разговор {talk} с",
-    DialOutcome.NO_ANSWER: "не ответил",
-    DialOutcome.BUSY: "занято",
-    DialOutcome.FAILED: "не удалось дозвониться",
-}
 
 
 @dataclass(frozen=True)
@@ -228,40 +223,25 @@ class PlacedCall:
 
 async def _record_call(
     session: AsyncSession, callback: CallbackRequest, call: PlacedCall, outcome: DialOutcome
-) -> None:
-    agent_id = await session.scalar(
-        select(User.id).where(User.sip_endpoint == callback.agent_endpoint)
-    )
-    answered = call.answered_at if outcome is DialOutcome.CONNECTED else None
-    talk = max(0, round((call.ended_at - answered).total_seconds())) if answered else 0
-    result = _ATTEMPT_TEXT[outcome].format(talk=talk)
-    interaction = Interaction(
-        customer_id=callback.customer_id,
-        ticket_id=callback.ticket_id,
-        channel=Channel.CALL,
-        direction=Direction.OUTBOUND,
-        external_id=call.linkedid,
-        text=f"Обратный звонок на {callback.phone}: {result}",
-        agent_id=agent_id,
-        occurred_at=call.started_at,
-    )
-    session.add(interaction)
-    await session.flush()
-    session.add(
-        Call(
-            interaction_id=interaction.id,
+) -> bool:
+    """Store the attempt's call; False when it was stored before."""
+    _, created = await store_outbound_call(
+        session,
+        OutboundCall(
             linkedid=call.linkedid,
-            queue=callback.queue or None,
-            agent_id=agent_id,
+            customer_id=callback.customer_id,
+            phone=callback.phone,
             agent_endpoint=callback.agent_endpoint,
-            caller_number=callback.phone,
-            talk_seconds=talk,
             outcome=CALL_OUTCOMES[outcome],
             started_at=call.started_at,
-            answered_at=answered,
+            answered_at=call.answered_at,
             ended_at=call.ended_at,
-        )
+            title=CALLBACK_TITLE,
+            ticket_id=callback.ticket_id,
+            queue=callback.queue or None,
+        ),
     )
+    return created
 
 
 async def finish_attempt(
@@ -283,10 +263,8 @@ async def finish_attempt(
     callback = await session.get(CallbackRequest, callback_id, with_for_update=True)
     if callback is None:
         raise LookupError(f"no callback {callback_id}")
-    if call is not None:
-        if await session.scalar(select(Call.interaction_id).where(Call.linkedid == call.linkedid)):
-            return callback
-        await _record_call(session, callback, call, outcome)
+    if call is not None and not await _record_call(session, callback, call, outcome):
+        return callback
     callback.lease_until = None
     callback.outcome = f"{outcome.value}: {reason}"[:200] if reason else outcome.value
     if outcome is DialOutcome.CONNECTED or outcome in CUSTOMER_SIDE:
