@@ -2,11 +2,14 @@
 
 Started again before they end, the new process learns the calls from Asterisk at login; when
 the calls end (answered or abandoned) while it is down, it reads them from Asterisk's queue_log
-afterwards. Either way each call gets exactly one record with its outcome, agent and times."""
+afterwards, and the calls that never reached a queue (hung up in the greeting, rejected) from
+Asterisk's CDR file. Either way each call gets exactly one record with its outcome, agent and
+times."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 import aiohttp
@@ -17,15 +20,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from callcenter.channels.telephony.pbxconfig import free_port
 from callcenter.db import create_engine, session_factory
 from callcenter.migrate import upgrade_async
-from callcenter.models import Call, CallOutcome
+from callcenter.models import Call, CallOutcome, Channel, Identity, IdentityKind, Interaction
 from tests.dbs import postgres_database
 from tests.reliability.callload import (
+    SIPP_DIR,
+    SUPPORT_NUMBER,
     LoadPbx,
     caller_number,
     load_pbx,
     start_abandoning,
     start_agents,
     start_callers,
+    start_sipp,
 )
 from tests.reliability.processes import Processes, kill, until
 from tests.reliability.product import add_staff
@@ -34,6 +40,7 @@ pytestmark = pytest.mark.asterisk
 
 CALLS = 5
 CHECKPOINT = "queue_log.checkpoint"  # in the data folder, saved after each AMI login
+CDR_CHECKPOINT = "cdr.checkpoint"
 TALK_MS = 15_000
 
 
@@ -53,6 +60,7 @@ def _settings(url: str, pbx: LoadPbx, data_dir: Path) -> dict[str, str]:
         "ami_password": pbx_settings.ami_secret, "agi_port": str(pbx_settings.agi_port),
         "session_key": "kill-session-key-" + "x" * 32,
         "queue_log_path": str(pbx.process.run_dir / "log" / "queue_log"),
+        "cdr_path": str(pbx.process.run_dir / "log" / "cdr.csv"),  # cdr_custom.conf
     }  # fmt: skip
 
 
@@ -198,6 +206,139 @@ async def _calls_ending_while_down(
         await processes.close()
     async with sessions() as session:
         return list(await session.scalars(select(Call)))
+
+
+GREETING_CALLER = "+79161234567"  # tests/sipp/customer_abandon.xml, "Иван Петров"
+REJECTED_CALLER = "+79035550101"  # tests/sipp/customer_rejected.xml
+
+
+async def test_calls_ending_before_the_queue_while_serve_is_down_are_recorded_from_the_cdr(
+    tmp_path: Path,
+) -> None:
+    """A caller who hangs up during the greeting's lookup and a call to a number the dialplan
+    rejects never reach a queue, so queue_log does not know them; a queue call is in both
+    queue_log and the CDR. Each is stored once, also after another restart."""
+    async with postgres_database("cc_faults_cdr") as url:
+        await upgrade_async(url)
+        engine = create_engine(url)
+        sessions = session_factory(engine)
+        try:
+            async with load_pbx(tmp_path, agents=1) as pbx:
+                agent_ids = await add_staff(sessions, pbx)
+                await _calls_ending_before_the_queue(
+                    sessions, pbx, _settings(url, pbx, tmp_path), tmp_path
+                )
+                async with sessions() as session:
+                    records = list(await session.scalars(select(Call)))
+                    history = list(
+                        await session.scalars(
+                            select(Interaction)
+                            .join(Identity, Identity.customer_id == Interaction.customer_id)
+                            .where(
+                                Identity.kind == IdentityKind.PHONE,
+                                Identity.value == GREETING_CALLER,
+                                Interaction.channel == Channel.CALL,
+                            )
+                        )
+                    )
+        finally:
+            await engine.dispose()
+
+    assert len(records) == 3, [r.__dict__ for r in records]
+    assert len({r.linkedid for r in records}) == 3
+    by_caller = {r.caller_number: r for r in records}
+    assert set(by_caller) == {GREETING_CALLER, REJECTED_CALLER, caller_number("support", 0)}
+    for missed in (by_caller[GREETING_CALLER], by_caller[REJECTED_CALLER]):
+        assert missed.outcome is CallOutcome.MISSED, missed.__dict__
+        assert missed.queue is None and missed.agent_id is None, missed.__dict__
+        assert missed.ended_at >= missed.started_at
+    assert (
+        by_caller[GREETING_CALLER].ended_at - by_caller[GREETING_CALLER].started_at
+    ).seconds >= 2
+    queued = by_caller[caller_number("support", 0)]
+    assert (queued.queue, queued.outcome) == ("support", CallOutcome.ANSWERED), queued.__dict__
+    assert queued.agent_id == agent_ids[queued.agent_endpoint or ""], queued.__dict__
+    # In the customer's history exactly once, as agents read it.
+    assert len(history) == 1, [h.__dict__ for h in history]
+    assert history[0].external_id == by_caller[GREETING_CALLER].linkedid
+    assert "не дождавшись очереди" in history[0].text
+
+
+async def _stalled_lookup(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A FastAGI lookup that keeps the caller in the greeting (waits for a digit) until the
+    caller hangs up, as a slow lookup or a long greeting would."""
+    try:
+        while (await reader.readline()).strip():  # the AGI environment
+            pass
+        writer.write(b"WAIT FOR DIGIT 20000\n")
+        await writer.drain()
+        await reader.readline()
+    finally:
+        writer.close()
+
+
+async def _calls_ending_before_the_queue(
+    sessions: async_sessionmaker[AsyncSession], pbx: LoadPbx, settings: dict[str, str], work: Path
+) -> None:
+    processes = Processes(work)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    sip = f"127.0.0.1:{pbx.process.sip_port}"
+    agents = await start_agents(work, pbx, 3_000)
+    try:
+        serve = await processes.start(["serve", "--port", str(port)], settings)
+        await until(lambda: _healthy(base), "serve up", timeout=120)
+        checkpoint = work / CDR_CHECKPOINT
+        # Asterisk has written no CDR yet: the checkpoint is the start of the file to come.
+        await until(_exists(checkpoint), "the CDR checkpoint taken at login", timeout=30)
+        await kill(serve)
+
+        # While serve is down (its FastAGI too): a lookup that never answers holds the first
+        # caller in the greeting until they hang up; the second dials a number refused.
+        lookup = await asyncio.start_server(
+            _stalled_lookup, "127.0.0.1", pbx.process.settings.agi_port
+        )
+        try:
+            greeting = await start_sipp(
+                work, SIPP_DIR / "customer_abandon.xml", free_port(socket.SOCK_DGRAM),
+                "-s", SUPPORT_NUMBER, "-m", "1", "-timeout", "60", "-timeout_error", sip,
+            )  # fmt: skip
+            rejected = await start_sipp(
+                work, SIPP_DIR / "customer_rejected.xml", free_port(socket.SOCK_DGRAM),
+                "-s", "12", "-m", "1", "-timeout", "60", "-timeout_error", sip,
+            )  # fmt: skip
+            for sipp in (greeting, rejected):
+                code, report = await sipp.finish(timeout=60)
+                assert code == 0, report
+        finally:
+            lookup.close()
+            await lookup.wait_closed()
+        # And a queue call (the lookup now fails at once), which queue_log and the CDR hold.
+        queued = await start_callers(work, pbx, "support", 1, rate=1)
+        code, report = await queued.finish(timeout=60)
+        assert code == 0, report
+        async with sessions() as session:
+            assert await session.scalar(select(func.count()).select_from(Call)) == 0
+
+        serve = await processes.start(["serve", "--port", str(port)], settings)
+        await until(lambda: _healthy(base), "serve up again", timeout=120)
+
+        async def recorded() -> bool:
+            async with sessions() as session:
+                return (await session.scalar(select(func.count()).select_from(Call)) or 0) >= 3
+
+        await until(recorded, "the calls ended while down recorded", timeout=60)
+        # Another restart reads from the checkpoints: nothing is recorded twice.
+        await processes.stop(serve)
+        read = checkpoint.stat().st_mtime_ns
+        serve = await processes.start(["serve", "--port", str(port)], settings)
+        await until(lambda: _healthy(base), "serve up a third time", timeout=120)
+        await until(_rewritten(checkpoint, read), "the CDR read again", timeout=30)
+        await processes.stop(serve)
+    finally:
+        for agent in agents:
+            await agent.stop()
+        await processes.close()
 
 
 def _exists(path: Path):  # type: ignore[no-untyped-def]

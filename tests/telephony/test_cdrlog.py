@@ -237,9 +237,21 @@ def _cdr(tmp_path: Path) -> tuple[CdrLog, Path]:
     return CdrLog(path, tmp_path / "cdr.checkpoint"), path
 
 
+def test_no_file_yet_then_every_call_in_it_is_new(tmp_path: Path):
+    cdr, path = _cdr(tmp_path)
+    ended, checkpoint = cdr.read()  # type: ignore[misc]  # Asterisk wrote nothing yet
+    assert ended == [] and checkpoint.offset == 0
+    cdr.save(checkpoint)
+    path.write_text(REJECTED + GREETING, encoding="utf-8")
+    ended, checkpoint = cdr.read()  # type: ignore[misc]
+    assert [c.linkedid for c in ended] == ["1795840982.0", "1795841022.0"]
+    cdr.save(checkpoint)
+    path.unlink()  # rotated away: the checkpoint stays until the new file comes
+    assert cdr.read() is None
+
+
 def test_first_start_skips_what_ended_before_then_reads_on_from_the_checkpoint(tmp_path: Path):
     cdr, path = _cdr(tmp_path)
-    assert cdr.read() is None  # Asterisk wrote nothing yet
     path.write_text(REJECTED, encoding="utf-8")
     ended, checkpoint = cdr.read()  # type: ignore[misc]
     assert ended == [] and checkpoint.offset == len(REJECTED.encode())

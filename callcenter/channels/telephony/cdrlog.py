@@ -13,7 +13,8 @@ Linkedid). Asterisk writes a call's records together when the caller's channel i
 
 The checkpoint (inode and offset, like queue_log's) moves past a record once the calls before
 it are stored. Without a checkpoint (the first start) the file is skipped to its end: calls
-that ended before the product ran are not imported. When the file was rotated (renamed), the
+that ended before the product ran are not imported; when Asterisk has written no file yet
+(it does with the first call), the checkpoint is its start. When the file was rotated (renamed), the
 rest of the old file is read first if it is still beside it; a truncated file is read from its
 start (a file truncated and written again past the checkpoint too, unless a line break
 happens to sit just before it). A record that cannot be read is logged and skipped.
@@ -256,8 +257,8 @@ class CdrLog:
         self, members: Mapping[str, str] | None = None
     ) -> tuple[list[CallEnded], Checkpoint] | None:
         """The calls ended since the checkpoint and the checkpoint after them (to `save` once
-        they are stored); None when Asterisk has written no CDR yet. ``members`` is unused
-        (the CDR names interfaces): the same call as QueueLog.read."""
+        they are stored); None when the file is gone and a checkpoint of it stays. ``members``
+        is unused (the CDR names interfaces): the same call as QueueLog.read."""
         try:
             with self.path.open("rb") as fh:
                 stat = os.fstat(fh.fileno())
@@ -275,15 +276,20 @@ class CdrLog:
                         base = saved.offset
                     else:
                         log.warning("%s was truncated; reading it from its start", self.path)
-                elif saved.inode != stat.st_ino and saved.inode:
+                elif saved.inode == 0 and saved.offset == 0:
+                    pass  # taken before Asterisk wrote the file, or damaged (logged)
+                elif saved.inode != stat.st_ino:
                     earlier = self._rotated(saved)
                 else:
                     log.warning("%s was truncated; reading it from its start", self.path)
                 fh.seek(base)
                 data = fh.read()
         except FileNotFoundError:
-            log.warning("no CDR file at %s yet: nothing to recover", self.path)
-            return None
+            if self._checkpoint() is not None:
+                log.warning("no CDR file at %s (rotated away?): nothing to recover", self.path)
+                return None
+            # Asterisk writes it with the first call: every call it will hold is new.
+            return [], Checkpoint(0, 0)
         # A record the old file ends with half-written is lost with it; whole ones are read.
         ended, _ = parse(earlier) if earlier else ([], 0)
         more, resume = parse(data, base)
