@@ -314,3 +314,12 @@ def test_one_cdr_file_and_checkpoint_per_server(tmp_path: Path):
     with pytest.raises(ConfigError):
         cdr_log_of(Settings(cdr_path="/var/log/asterisk/cdr.csv"), "msk")
     assert cdr_log_of(Settings(), "") is None
+
+
+def test_docker_compose_gives_serve_the_cdr_file_beside_queue_log():
+    compose = (CONFIG_DIR.parent / "docker-compose.yml").read_text(encoding="utf-8")
+    paths = dict(re.findall(r"CALLCENTER_(QUEUE_LOG|CDR)_PATH: (\S+)", compose))
+    cdr, queue_log = Path(paths["CDR"]), Path(paths["QUEUE_LOG"])
+    # The app mounts Asterisk's log folder (RUN_DIR/log), where cdr_custom.conf writes cdr.csv.
+    assert cdr.parent == queue_log.parent and cdr.parent.name == "log"
+    assert cdr.name == "cdr.csv"
