@@ -19,6 +19,7 @@ queue, a vanished one is removed, and static members are replaced while agents w
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import tempfile
@@ -200,6 +201,9 @@ class QueueApplier:
         self.path = path
         self._amis = amis
         self._timeout = timeout
+        self.lock = asyncio.Lock()
+        """Held from reading the queues to writing them, so an older read never overwrites a
+        newer one (two admins saving at once in this process)."""
 
     def shipped(self) -> set[str]:
         """Sections of the queues.conf beside the managed file: names a new queue may not take."""

@@ -217,9 +217,10 @@ async def _apply(request: web.Request, db: AsyncSession, changed: str) -> str:
     applier = request.app.get(QUEUE_APPLIER)
     if applier is None:
         return "not_applied"
-    managed = await db.scalars(select(Queue).where(Queue.managed.is_(True)))
     try:
-        await applier.apply([_definition(q) for q in managed], changed)
+        async with applier.lock:
+            managed = await db.scalars(select(Queue).where(Queue.managed.is_(True)))
+            await applier.apply([_definition(q) for q in managed], changed)
     except ApplyError as exc:
         log.warning("queue %s saved but not reloaded: %s", changed, exc)
         return "apply_failed"
