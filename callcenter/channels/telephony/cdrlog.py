@@ -13,10 +13,10 @@ Linkedid). Asterisk writes a call's records together when the caller's channel i
 
 The checkpoint (inode and offset, like queue_log's) moves past a record once the calls before
 it are stored. Without a checkpoint (the first start) the file is skipped to its end: calls
-that ended before the product ran are not imported; when Asterisk has written no file yet
-(it does with the first call), the checkpoint is its start. When the file was rotated (renamed), the
-rest of the old file is read first if it is still beside it; a truncated file is read from its
-start (a file truncated and written again past the checkpoint too, unless a line break
+that ended before the product ran are not imported; when Asterisk has written no file yet (it
+does with the first call), the checkpoint is its start. When the file was rotated (renamed),
+the rest of the old file is read first if it is still beside it; a truncated file is read
+from its start (one truncated and written again past the checkpoint too, unless a line break
 happens to sit just before it). A record that cannot be read is logged and skipped.
 """
 
@@ -208,7 +208,7 @@ def _ended(records: list[Record]) -> CallEnded | None:
 
 def parse(data: bytes, base: int = 0) -> tuple[list[CallEnded], int]:
     """The inbound calls that never reached a queue in ``data`` (CDR lines from file offset
-    ``base``), in the order they ended, and the offset to read from next time."""
+    ``base``), in the order of the file, and the offset to read from next time."""
     by_call: dict[str, list[Record]] = {}
     records, resume = _records(data, base)
     for offset, raw in records:
