@@ -31,7 +31,7 @@ from callcenter.channels.telephony.dialler import (
     dialled_by,
 )
 from callcenter.channels.telephony.fastagi import run_agi_server
-from callcenter.channels.telephony.queueconf import QueueApplier
+from callcenter.channels.telephony.queueconf import LiveQueueSettings, QueueApplier
 from callcenter.channels.telephony.servers import (
     SideBySide,
     ami_servers,
@@ -67,7 +67,7 @@ from callcenter.web.presence import KIND as PRESENCE_KIND
 from callcenter.web.presence import Presence
 from callcenter.web.streams import Hub
 from callcenter.web.views.callbacks import push_callback_changes
-from callcenter.web.views.queues_admin import QUEUE_APPLIER
+from callcenter.web.views.queues_admin import LIVE_QUEUES, QUEUE_APPLIER
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +151,7 @@ async def serve(settings: Settings, host: str, port: int, stop: asyncio.Event) -
                 controls = {t.server.name: AmiControl(t.ami) for t in services}
                 control = RoutedControl(controls, states)
             app[CONTROL] = control
+            app[LIVE_QUEUES] = LiveQueueSettings([t.state for t in services])
             if settings.queues_config_path:  # every server reads the same file
                 path = Path(settings.queues_config_path)
                 app[QUEUE_APPLIER] = QueueApplier(path, [t.ami for t in services])

@@ -3,12 +3,14 @@ config lines or sections; the file is replaced in one piece."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from callcenter.channels.telephony.pbxconfig import PbxSettings, render
 from callcenter.channels.telephony.queueconf import (
+    LiveQueueSettings,
     Member,
     QueueConfigError,
     QueueDefinition,
@@ -17,9 +19,12 @@ from callcenter.channels.telephony.queueconf import (
     reload_action,
     render_queues,
     sections,
+    settings_of,
     validate,
     write_atomically,
 )
+from callcenter.channels.telephony.state import LiveState, QueueSettings
+from callcenter.models import Queue
 
 HOSTILE_NAMES = [
     "",
@@ -172,3 +177,28 @@ def test_a_rerender_keeps_the_managed_file_and_queues_conf_includes_it(tmp_path:
     assert sections(managed.read_text()) == {"billing"}
     shipped = sections((tmp_path / "queues.conf").read_text())
     assert shipped == {"general", "queue-common", "queue-defaults", "support", "sales"}
+
+
+def test_the_live_state_takes_a_queues_saved_settings_and_forgets_a_deleted_one() -> None:
+    at = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+    state = LiveState()
+    state.resync_begin()
+    state.apply({"Event": "QueueParams", "Queue": "billing", "ServiceLevel": "20"}, at)
+    [before] = state.queue_snapshots(at)
+    assert (before.service_level_seconds, before.abandoned_in_service_level) == (20, False)
+    live = LiveQueueSettings([state])
+    row = Queue(
+        name="billing",
+        service_level_seconds=45,
+        abandoned_in_service_level=True,
+        wrapup_seconds=7,
+    )
+    live.update(row)
+    [after] = state.queue_snapshots(at)
+    assert (after.service_level_seconds, after.abandoned_in_service_level) == (45, True)
+    assert settings_of(row) == QueueSettings(45, True, 7)
+    live.update(Queue(name="billing"), deleted=True)
+    state.resync_begin()  # a queue made again under that name starts from Asterisk's figures
+    state.apply({"Event": "QueueParams", "Queue": "billing", "ServiceLevel": "30"}, at)
+    [again] = state.queue_snapshots(at)
+    assert again.service_level_seconds == 30

@@ -14,13 +14,14 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callcenter.channels.telephony.queueconf import QueueApplier, sections
+from callcenter.channels.telephony.queueconf import LiveQueueSettings, QueueApplier, sections
+from callcenter.channels.telephony.state import QueueSettings
 from callcenter.config import Settings
 from callcenter.health import HealthRegistry
 from callcenter.models import AuditLog, Queue, QueueMember, User
 from callcenter.web.app import create_app
 from callcenter.web.keys import WALLBOARD
-from callcenter.web.views.queues_admin import QUEUE_APPLIER
+from callcenter.web.views.queues_admin import LIVE_QUEUES, QUEUE_APPLIER
 from tests.web.conftest import SESSION_KEY
 from tests.web.helpers import HTML, Visitor
 
@@ -77,7 +78,7 @@ async def site(
     visitors: list[Visitor] = []
 
     async def start(
-        wallboard: Any = None, applier: Any = None
+        wallboard: Any = None, applier: Any = None, live: Any = None
     ) -> Callable[[str], Awaitable[Visitor]]:
         settings = Settings(database_url=database_url, session_key=SESSION_KEY, data_dir=tmp_path)
         app = create_app(settings, health=HealthRegistry())
@@ -85,6 +86,8 @@ async def site(
             app[WALLBOARD] = wallboard
         if applier is not None:
             app[QUEUE_APPLIER] = applier
+        if live is not None:
+            app[LIVE_QUEUES] = live
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()
         started.append(server)
@@ -354,3 +357,33 @@ async def test_english_texts(signed_in: SignIn, sessions: async_sessionmaker[Asy
     response = await root.post_form("/admin/queues", {**NEW, "name": "Bad Name"})
     assert "lower-case Latin letters" in await response.text()
     assert "Static members" in await _page(root, "/admin/queues")
+
+
+class FakeState:
+    def __init__(self) -> None:
+        self.changes: list[tuple[str, QueueSettings | None]] = []
+
+    def configure_queue(self, name: str, settings: QueueSettings | None) -> None:
+        self.changes.append((name, settings))
+
+
+async def test_saved_service_levels_reach_the_live_state_at_once(
+    site: Callable[..., Awaitable[SignIn]],
+    sessions: async_sessionmaker[AsyncSession],
+    support: Queue,
+) -> None:
+    state = FakeState()
+    root = await (await site(live=LiveQueueSettings([state])))("root")
+    await root.post_form("/admin/queues", {**NEW, "wrapup_seconds": "9"})
+    form = {"service_level_seconds": "40", "abandoned_in_service_level": "1"}
+    await root.post_form(f"/admin/queues/{support.id}", form)
+    refused = await root.post_form(f"/admin/queues/{support.id}", {"service_level_seconds": "0"})
+    assert refused.status == 400
+    billing = await _queue(sessions, "billing")
+    assert billing is not None
+    await root.post_form(f"/admin/queues/{billing.id}/delete", {})
+    assert state.changes == [
+        ("billing", QueueSettings(30, False, 9)),
+        ("support", QueueSettings(40, True, 0)),
+        ("billing", None),
+    ]

@@ -28,6 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from callcenter.channels.telephony.state import QueueSettings
+from callcenter.models import Queue
+
 TEMPLATE = "queue-common"
 STRATEGIES = ("ringall", "leastrecent", "fewestcalls", "random", "rrmemory", "linear", "wrandom")
 RESERVED = frozenset({"general", TEMPLATE, "queue-defaults"})
@@ -223,3 +226,29 @@ class QueueApplier:
                 raise ApplyError(str(exc) or type(exc).__name__) from exc
             if not response.ok:
                 raise ApplyError(response.headers.get("Message") or "refused")
+
+
+def settings_of(queue: Queue) -> QueueSettings:
+    """The live state's figures for a row of the queues table."""
+    return QueueSettings(
+        service_level_seconds=queue.service_level_seconds,
+        abandoned_in_service_level=queue.abandoned_in_service_level,
+        wrapup_seconds=queue.wrapup_seconds or 0,  # 0: the server-wide wrap-up
+    )
+
+
+class ConfigurableState(Protocol):
+    def configure_queue(self, name: str, settings: QueueSettings | None) -> None: ...
+
+
+class LiveQueueSettings:
+    """The live states (one per Asterisk server) that take a queue's saved settings at once,
+    so the wallboard's service level follows an edit without restarting serve."""
+
+    def __init__(self, states: Sequence[ConfigurableState]) -> None:
+        self._states = states
+
+    def update(self, queue: Queue, *, deleted: bool = False) -> None:
+        settings = None if deleted else settings_of(queue)
+        for state in self._states:
+            state.configure_queue(queue.name, settings)

@@ -22,6 +22,7 @@ from callcenter.channels.telephony.ami import AmiClient
 from callcenter.channels.telephony.amiframes import AmiEvent
 from callcenter.channels.telephony.cdrlog import CdrLog, cdr_log_of
 from callcenter.channels.telephony.pbxconfig import WRAPUP_GLOBAL
+from callcenter.channels.telephony.queueconf import settings_of
 from callcenter.channels.telephony.queuelog import QueueLog, queue_log_of
 from callcenter.channels.telephony.records import CallRecorder
 from callcenter.channels.telephony.servers import AmiServer
@@ -38,13 +39,7 @@ async def queue_settings(sessions: async_sessionmaker[AsyncSession]) -> dict[str
     """Service-level thresholds per queue from the queues table."""
     async with sessions() as session:
         rows = await session.scalars(select(Queue))
-        return {
-            q.name: QueueSettings(
-                service_level_seconds=q.service_level_seconds,
-                abandoned_in_service_level=q.abandoned_in_service_level,
-            )
-            for q in rows
-        }
+        return {q.name: settings_of(q) for q in rows}
 
 
 class TelephonyService:

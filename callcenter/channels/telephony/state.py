@@ -310,6 +310,18 @@ class LiveState:
             handler(event, at, out)
         return out
 
+    def configure_queue(self, name: str, settings: QueueSettings | None) -> None:
+        """A queue's settings changed in the queues table (None: the queue was deleted); a
+        queue already seen takes them for the calls that follow."""
+        if settings is None:
+            self._settings.pop(name, None)
+            return
+        self._settings[name] = settings
+        queue = self._queues.get(name)
+        if queue is not None:
+            queue.settings = settings
+            queue.sl_seconds = settings.service_level_seconds
+
     def resync_begin(self) -> None:
         """Start a resync: apply QueueStatus and CoreShowChannels responses next."""
         self._gen += 1

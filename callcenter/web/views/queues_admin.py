@@ -19,6 +19,7 @@ from callcenter.channels.telephony.pbxconfig import CONFIG_DIR
 from callcenter.channels.telephony.queueconf import (
     STRATEGIES,
     ApplyError,
+    LiveQueueSettings,
     Member,
     QueueApplier,
     QueueConfigError,
@@ -41,6 +42,8 @@ routes = web.RouteTableDef()
 PATH = "/admin/queues"
 QUEUE_APPLIER = web.AppKey("queue_applier", QueueApplier)
 """Present when serve knows Asterisk's config directory (queues_config_path) and runs AMI."""
+LIVE_QUEUES = web.AppKey("live_queue_settings", LiveQueueSettings)
+"""Present when serve runs telephony: saved service levels reach the wallboard at once."""
 
 NOTICES = frozenset({"saved", "applied", "not_applied", "apply_failed"})
 FIELDS = ("strategy", "ring_timeout_seconds", "wrapup_seconds", "max_callers")
@@ -212,6 +215,12 @@ def _member_names(phones: list[User]) -> dict[str, str]:
     return {u.sip_endpoint or "": u.display_name or u.username for u in phones}
 
 
+def _to_live_state(request: web.Request, queue: Queue, *, deleted: bool = False) -> None:
+    live = request.app.get(LIVE_QUEUES)
+    if live is not None:
+        live.update(queue, deleted=deleted)
+
+
 async def _apply(request: web.Request, db: AsyncSession, changed: str) -> str:
     """Write every managed queue and reload ``changed``; the notice for the next page."""
     applier = request.app.get(QUEUE_APPLIER)
@@ -295,6 +304,7 @@ async def create_queue(request: web.Request) -> web.Response:
         return await _list_page(
             request, status=400, errors={"name": "queues.name_taken"}, form=form
         )
+    _to_live_state(request, queue)
     async with request.app[SESSIONS]() as db:
         notice = await _apply(request, db, name)
     return redirect(f"{PATH}/{queue.id}?notice={notice}")
@@ -346,6 +356,7 @@ async def save_queue(request: web.Request) -> web.Response:
     if errors:  # shown after the transaction: SQLite allows one writer, pages read
         form = {**values, "members": {m.interface: m for m in values.get("members", [])}}
         return await _edit_page(request, queue, status=400, errors=errors, form=form)
+    _to_live_state(request, queue)
     notice = "saved"
     if queue.managed:
         async with request.app[SESSIONS]() as db:
@@ -379,6 +390,7 @@ async def delete_queue(request: web.Request) -> web.Response:
     if refusal is not None:
         status, message = refusal
         return await _edit_page(request, queue, status=status, errors={"delete": message})
+    _to_live_state(request, queue, deleted=True)
     async with request.app[SESSIONS]() as db:
         notice = await _apply(request, db, queue.name)
     return redirect(f"{PATH}?notice={notice}")
