@@ -15,6 +15,7 @@ from callcenter.channels.telephony.queueconf import (
     QueueConfigError,
     QueueDefinition,
     check_name,
+    member_name,
     parse_int,
     reload_action,
     render_queues,
@@ -202,3 +203,18 @@ def test_the_live_state_takes_a_queues_saved_settings_and_forgets_a_deleted_one(
     state.apply({"Event": "QueueParams", "Queue": "billing", "ServiceLevel": "30"}, at)
     [again] = state.queue_snapshots(at)
     assert again.service_level_seconds == 30
+
+
+@pytest.mark.parametrize(
+    ("name", "written"),
+    [
+        ("Иванов, Иван", "Иванов Иван"),
+        ("Anna\n[evil]\nmember => PJSIP/6666", "Anna evil member > PJSIP/6666"),
+        ('a;b\\c"d', "a b c d"),
+        ("x" * 100, "x" * 80),
+    ],
+)
+def test_staff_names_are_made_safe_for_member_lines(name: str, written: str) -> None:
+    assert member_name(name) == written
+    text = render_queues([QueueDefinition("vip", members=(Member("PJSIP/1001", 0, written),))])
+    assert text.splitlines()[-1] == f"member => PJSIP/1001,0,{written}"

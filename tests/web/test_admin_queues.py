@@ -387,3 +387,35 @@ async def test_saved_service_levels_reach_the_live_state_at_once(
         ("support", QueueSettings(40, True, 0)),
         ("billing", None),
     ]
+
+
+async def test_a_staff_name_with_config_syntax_is_written_safely(
+    site: Callable[..., Awaitable[SignIn]],
+    sessions: async_sessionmaker[AsyncSession],
+    staff: dict[str, User],
+    tmp_path: Path,
+) -> None:
+    async with sessions() as db, db.begin():
+        anna = await db.get(User, staff["anna"].id)
+        assert anna is not None
+        anna.display_name = "Анна, старшая\n[general]"
+    ami = FakeAmi()
+    root = await (await site(applier=QueueApplier(tmp_path / "queues_managed.conf", [ami])))("root")
+    response = await root.post_form("/admin/queues", NEW)
+    assert response.headers["Location"].endswith("?notice=applied")
+    written = (tmp_path / "queues_managed.conf").read_text()
+    assert sections(written) == {"billing"}
+    assert "member => PJSIP/1001,2,Анна старшая general" in written.splitlines()
+
+
+async def test_an_unwritable_config_directory_is_reported_not_a_crash(
+    site: Callable[..., Awaitable[SignIn]], tmp_path: Path
+) -> None:
+    missing_parent = tmp_path / "file-not-dir"
+    missing_parent.write_text("")
+    ami = FakeAmi()
+    applier = QueueApplier(missing_parent / "queues_managed.conf", [ami])
+    root = await (await site(applier=applier))("root")
+    response = await root.post_form("/admin/queues", NEW)
+    assert response.headers["Location"].endswith("?notice=apply_failed")
+    assert ami.actions == []  # nothing reloaded from a file that was not written

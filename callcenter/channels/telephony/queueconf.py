@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from callcenter.channels.telephony.pbxconfig import CONFIG_DIR
 from callcenter.channels.telephony.state import QueueSettings
 from callcenter.models import Queue
 
@@ -124,6 +125,11 @@ def validate(queue: QueueDefinition) -> None:
         raise QueueConfigError(errors)
 
 
+def member_name(text: str) -> str:
+    """A staff member's name as a ``member =>`` line can carry it (config syntax removed)."""
+    return " ".join(_UNSAFE_TEXT.sub(" ", text).split())[:80]
+
+
 def parse_int(value: object, *, blank: int | None = None) -> int | None:
     """A form's integer field: blank gives ``blank``; anything not a plain number raises."""
     text = str(value if value is not None else "").strip()
@@ -165,6 +171,17 @@ def sections(text: str) -> set[str]:
     """Section names a config file defines (for queues.conf: its queues and templates)."""
     without_comments = "\n".join(line.split(";", 1)[0] for line in text.splitlines())
     return {name.strip() for name in _SECTION.findall(without_comments)}
+
+
+def shipped_sections(queues_conf: Path | None = None) -> set[str]:
+    """Sections of the queues.conf Asterisk reads; the repository's when that one cannot be
+    read (or none is configured)."""
+    if queues_conf is not None:
+        try:
+            return sections(queues_conf.read_text(encoding="utf-8"))
+        except OSError:
+            pass
+    return sections((CONFIG_DIR / "queues.conf").read_text(encoding="utf-8"))
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -210,14 +227,13 @@ class QueueApplier:
 
     def shipped(self) -> set[str]:
         """Sections of the queues.conf beside the managed file: names a new queue may not take."""
-        queues_conf = self.path.with_name("queues.conf")
-        try:
-            return sections(queues_conf.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return set()
+        return shipped_sections(self.path.with_name("queues.conf"))
 
     async def apply(self, queues: Sequence[QueueDefinition], changed: str) -> None:
-        write_atomically(self.path, render_queues(queues))
+        try:
+            write_atomically(self.path, render_queues(queues))
+        except OSError as exc:  # Asterisk's config directory not writable here, or full
+            raise ApplyError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
         action = reload_action(changed)
         for ami in self._amis:
             try:

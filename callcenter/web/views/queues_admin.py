@@ -15,7 +15,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callcenter.channels.telephony.pbxconfig import CONFIG_DIR
 from callcenter.channels.telephony.queueconf import (
     STRATEGIES,
     ApplyError,
@@ -25,8 +24,9 @@ from callcenter.channels.telephony.queueconf import (
     QueueConfigError,
     QueueDefinition,
     check_name,
+    member_name,
     parse_int,
-    sections,
+    shipped_sections,
     validate,
 )
 from callcenter.db import unit_of_work
@@ -102,9 +102,7 @@ async def _phones(db: AsyncSession) -> list[User]:
 def _shipped(request: web.Request) -> set[str]:
     """Sections of the queues.conf Asterisk reads (the repository's when none is configured)."""
     applier = request.app.get(QUEUE_APPLIER)
-    if applier is not None:
-        return applier.shipped()
-    return sections((CONFIG_DIR / "queues.conf").read_text(encoding="utf-8"))
+    return applier.shipped() if applier is not None else shipped_sections()
 
 
 async def _list_page(
@@ -212,7 +210,7 @@ def _check(name: str, values: dict[str, Any], errors: dict[str, str], managed: b
 
 
 def _member_names(phones: list[User]) -> dict[str, str]:
-    return {u.sip_endpoint or "": u.display_name or u.username for u in phones}
+    return {u.sip_endpoint or "": member_name(u.display_name or u.username) for u in phones}
 
 
 def _to_live_state(request: web.Request, queue: Queue, *, deleted: bool = False) -> None:
