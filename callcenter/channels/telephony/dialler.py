@@ -291,7 +291,7 @@ class CallbackDialler:
         self.bus.publish(CallbackChanged(job.callback_id, row.status))
 
     async def _dial(self, job: _Job) -> tuple[DialOutcome, str, PlacedCall | None]:
-        request = ClickToCallRequested(job.agent.interface, job.phone)
+        request = ClickToCallRequested(job.agent.interface, job.phone, history=False)
         try:
             dial_targets(request, self.region)
         except ClickToCallRefused as exc:

@@ -1,5 +1,8 @@
 """The Stasis application ``callcenter``: routes ARI events to the survey and click-to-call.
 
+A click-to-call that reached the customer's side is stored as an outbound call in their
+history (once per Linkedid) and announced with ``CallRecorded``, like a stored inbound call.
+
 Each running survey or click-to-call owns the channel ids it handles and gets their events
 (playbacks included) through its own queue, in order. A channel entering Stasis that nobody
 owns is a new survey (``Stasis(callcenter,survey,<linkedid>)``) or an orphan. After every
@@ -17,6 +20,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from callcenter.automation.outbound_calls import ClickToCallEnded, record_click_to_call
 from callcenter.bus import Bus
 from callcenter.channels.telephony.ari import AriClient, AriError
 from callcenter.channels.telephony.clicktocall import (
@@ -26,6 +30,7 @@ from callcenter.channels.telephony.clicktocall import (
     ClickToCallTimings,
 )
 from callcenter.channels.telephony.dialler import customer_dial
+from callcenter.channels.telephony.events import CallRecorded
 from callcenter.channels.telephony.survey import (
     QUESTIONS,
     CallSurveyAnswered,
@@ -146,6 +151,7 @@ class StasisApp:
             customer_dial=self.customer_dial,
             timings=self.click_timings,
             region=self.region,
+            record=self._store_click_to_call,
         )
         self._own(call.channel_ids, call.events)
         try:
@@ -153,6 +159,24 @@ class StasisApp:
         finally:
             for channel_id in call.channel_ids:
                 self._routes.pop(channel_id, None)
+
+    async def _store_click_to_call(self, ended: ClickToCallEnded) -> None:
+        async with unit_of_work(self.sessions) as session:
+            interaction, created = await record_click_to_call(session, ended, self.region)
+        if created and self.bus is not None:
+            self.bus.publish(
+                CallRecorded(
+                    interaction_id=interaction.id,
+                    customer_id=interaction.customer_id,
+                    agent_id=interaction.agent_id,
+                    linkedid=ended.linkedid,
+                    queue=None,
+                    caller_number=ended.phone,
+                    outcome=ended.outcome,
+                    wait_seconds=0,
+                    at=ended.ended_at,
+                )
+            )
 
     async def reap_orphans(self) -> None:
         """Hang up channels in this app that no task owns (after an outage or a restart)."""
