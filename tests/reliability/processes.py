@@ -10,6 +10,11 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcenter.models import Outbox, OutboxStatus
+
 ROOT = Path(__file__).resolve().parents[2]
 CALLCENTER = str(Path(sys.executable).parent / "callcenter")
 
@@ -66,3 +71,14 @@ async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float)
                 await asyncio.sleep(0.2)
     except TimeoutError:
         raise AssertionError(f"not within {timeout}s: {what}") from None
+
+
+def all_sent(sessions: async_sessionmaker[AsyncSession]) -> Callable[[], Awaitable[bool]]:
+    """A check for `until`: no outbox row is left unsent."""
+
+    async def check() -> bool:
+        async with sessions() as session:
+            pending = select(func.count()).where(Outbox.status != OutboxStatus.SENT)
+            return await session.scalar(pending) == 0
+
+    return check

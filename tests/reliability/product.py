@@ -15,32 +15,29 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from yarl import URL
 
 from callcenter.channels.telephony.ami import AmiClient
-from callcenter.models import Role, User
-from callcenter.passwords import hash_password
+from callcenter.models import Role
 from tests.reliability.callload import LoadPbx
-from tests.telephony.product import running_product
+from tests.telephony import product as telephony
 from tests.web.helpers import Visitor
 
 
 async def add_staff(sessions: async_sessionmaker[AsyncSession], pbx: LoadPbx) -> dict[str, int]:
     """Supervisor "sveta" and one agent user per load-test phone; endpoint -> user id."""
-    password = hash_password("password-sveta")
-    async with sessions() as session, session.begin():
-        session.add(User(username="sveta", role=Role.SUPERVISOR, password_hash=password))
-        agents = {
-            f"PJSIP/{a}": User(
-                username=f"agent{a}", role=Role.AGENT, password_hash="!", sip_endpoint=f"PJSIP/{a}"
-            )
-            for a in pbx.agent_ports
-        }
-        session.add_all(agents.values())
-        await session.flush()
-        return {endpoint: user.id for endpoint, user in agents.items()}
+    await telephony.add_staff(sessions, "sveta", Role.SUPERVISOR)
+    ids = {}
+    for agent in pbx.agent_ports:
+        endpoint = f"PJSIP/{agent}"
+        ids[endpoint] = await telephony.add_staff(
+            sessions, f"agent{agent}", Role.AGENT, endpoint, signs_in=False
+        )
+    return ids
 
 
 def serving(database_url: str, pbx: LoadPbx, data_dir: Path) -> AbstractAsyncContextManager[str]:
     """Serve (web, AMI, FastAGI lookups, wallboard) until the block ends; yields the base URL."""
-    return running_product(database_url, pbx, data_dir, agi_port=pbx.process.settings.agi_port)
+    return telephony.running_product(
+        database_url, pbx, data_dir, agi_port=pbx.process.settings.agi_port
+    )
 
 
 class BoardWatch:

@@ -7,17 +7,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callcenter.db import create_engine, session_factory
-from callcenter.migrate import upgrade_async
 from callcenter.models import Call, CallOutcome
-from tests.dbs import postgres_database
 from tests.reliability.callload import (
     LoadPbx,
     caller_number,
@@ -43,26 +39,15 @@ TALK_MS = 1500
 ABANDONING = 10
 
 
-@pytest.fixture
-async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    async with postgres_database("cc_load") as url:
-        await upgrade_async(url)
-        engine = create_engine(url)
-        try:
-            yield session_factory(engine)
-        finally:
-            await engine.dispose()
-
-
 async def record_count(sessions: async_sessionmaker[AsyncSession]) -> int:
     async with sessions() as session:
         return await session.scalar(select(func.count()).select_from(Call)) or 0
 
 
 async def test_100_concurrent_calls_are_each_recorded_once_and_the_wallboard_equals_asterisk(
-    sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+    database: tuple[str, async_sessionmaker[AsyncSession]], tmp_path: Path
 ) -> None:
-    url = sessions.kw["bind"].url.render_as_string(hide_password=False)
+    url, sessions = database
     async with load_pbx(tmp_path) as pbx:
         agent_ids = await add_staff(sessions, pbx)
         async with serving(url, pbx, tmp_path / "data") as base:

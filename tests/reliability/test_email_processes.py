@@ -21,13 +21,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.channels.telephony.pbxconfig import free_port
-from callcenter.db import create_engine, session_factory
-from callcenter.migrate import upgrade_async
 from callcenter.models import Channel, Direction, Interaction, Outbox, OutboxStatus
 from callcenter.outbox import enqueue
-from tests.dbs import postgres_database
 from tests.email.support import SHOP, mail
-from tests.reliability.processes import Processes, kill, until
+from tests.reliability.processes import Processes, all_sent, kill, until
 from tests.services.dovecot import Dovecot, running_dovecot
 
 MAILS = 60
@@ -40,17 +37,6 @@ LEASE_SECONDS = "8"  # many sends long (renewed before each), yet no minute wait
 async def imap_server() -> AsyncIterator[Dovecot]:
     async with running_dovecot() as server:
         yield server
-
-
-@pytest.fixture
-async def database() -> AsyncIterator[tuple[str, async_sessionmaker[AsyncSession]]]:
-    async with postgres_database("cc_faults") as url:
-        await upgrade_async(url)
-        engine = create_engine(url)
-        try:
-            yield url, session_factory(engine)
-        finally:
-            await engine.dispose()
 
 
 class SlowRecorder:
@@ -126,7 +112,7 @@ async def test_two_copies_killed_mid_work_and_restarted_lose_and_double_nothing(
 
         copies = list(await asyncio.gather(launch(), launch()))
         # The rows the killed copies had leased wait for their lease to lapse.
-        await until(_all_sent(sessions), "every outbox row sent", timeout=180)
+        await until(all_sent(sessions), "every outbox row sent", timeout=180)
         await until(_stored(sessions, MAILS), "every mail stored", timeout=60)
         await asyncio.sleep(2)  # a moment more for a duplicate to show
         for process in copies:
@@ -158,15 +144,6 @@ async def test_two_copies_killed_mid_work_and_restarted_lose_and_double_nothing(
 def _at_least(recorder: SlowRecorder, count: int):  # type: ignore[no-untyped-def]
     async def check() -> bool:
         return len(recorder.received) >= count
-
-    return check
-
-
-def _all_sent(sessions: async_sessionmaker[AsyncSession]):  # type: ignore[no-untyped-def]
-    async def check() -> bool:
-        async with sessions() as session:
-            pending = select(func.count()).where(Outbox.status != OutboxStatus.SENT)
-            return await session.scalar(pending) == 0
 
     return check
 

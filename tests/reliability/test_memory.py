@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import logging
 import tracemalloc
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.config import Settings
-from callcenter.db import create_engine, session_factory
-from callcenter.migrate import upgrade_async
-from tests.dbs import postgres_database
 from tests.reliability.dayreplay import Phase, growth_per_phase, replay_calls, replay_mail
 
 PHASES = 6
@@ -24,17 +21,6 @@ PER_PHASE = 100
 # A leak of a call's or a mail's objects costs several KiB each; caches that fill up while
 # warming (statements, compiled queries) cost far less per item and stop growing.
 BOUND_KIB_PER_ITEM = 1.5
-
-
-@pytest.fixture
-async def database() -> AsyncIterator[tuple[str, async_sessionmaker[AsyncSession]]]:
-    async with postgres_database("cc_memory") as url:
-        await upgrade_async(url)
-        engine = create_engine(url)
-        try:
-            yield url, session_factory(engine)
-        finally:
-            await engine.dispose()
 
 
 @pytest.fixture

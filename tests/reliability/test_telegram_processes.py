@@ -7,35 +7,19 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callcenter.db import create_engine, session_factory
-from callcenter.migrate import upgrade_async
-from callcenter.models import Channel, Direction, Interaction, Outbox, OutboxStatus
+from callcenter.models import Channel, Direction, Interaction
 from callcenter.outbox import enqueue
-from tests.dbs import postgres_database
 from tests.fakes.botapi import BotApiServer
-from tests.reliability.processes import Processes, kill, until
+from tests.reliability.processes import Processes, all_sent, kill, until
 
 UPDATES = 300
 REPLIES = 40
 CHATS = 50
-
-
-@pytest.fixture
-async def database() -> AsyncIterator[tuple[str, async_sessionmaker[AsyncSession]]]:
-    async with postgres_database("cc_faults") as url:
-        await upgrade_async(url)
-        engine = create_engine(url)
-        try:
-            yield url, session_factory(engine)
-        finally:
-            await engine.dispose()
 
 
 async def test_two_copies_killed_mid_work_and_restarted_lose_and_double_nothing(
@@ -73,7 +57,7 @@ async def test_two_copies_killed_mid_work_and_restarted_lose_and_double_nothing(
 
             copies = [await processes.start(["worker", "telegram"], settings) for _ in range(2)]
             # The rows the killed copies had leased wait for their lease to lapse.
-            await until(_all_sent(sessions), "every outbox row sent", timeout=180)
+            await until(all_sent(sessions), "every outbox row sent", timeout=180)
             await api.wait_until(lambda: api.pending_updates == 0, 120, "every update confirmed")
             await asyncio.sleep(2)  # a moment more for a duplicate to show
             for process in copies:
@@ -105,12 +89,3 @@ def _ready(check):  # type: ignore[no-untyped-def]
         return check()
 
     return ready
-
-
-def _all_sent(sessions: async_sessionmaker[AsyncSession]):  # type: ignore[no-untyped-def]
-    async def check() -> bool:
-        async with sessions() as session:
-            pending = select(func.count()).where(Outbox.status != OutboxStatus.SENT)
-            return await session.scalar(pending) == 0
-
-    return check
