@@ -179,6 +179,7 @@ async def test_admin_creates_a_queue_with_members_and_it_is_audited(
         ({"display_name": "a\nb"}, "display_name", "одна строка"),
         ({"member": "PJSIP/1001\nmember => PJSIP/6666"}, "members", "указан неверно"),
         ({"penalty:PJSIP/1001": "500"}, "members", "вне допустимых"),
+        ({"member": "PJSIP/1004"}, "members", "указан неверно"),  # no staff account's phone
     ],
 )
 async def test_bad_input_is_refused_with_the_error_next_to_its_field(
@@ -419,3 +420,24 @@ async def test_an_unwritable_config_directory_is_reported_not_a_crash(
     response = await root.post_form("/admin/queues", NEW)
     assert response.headers["Location"].endswith("?notice=apply_failed")
     assert ami.actions == []  # nothing reloaded from a file that was not written
+
+
+async def test_a_member_whose_account_was_deactivated_may_stay_but_not_be_added_again(
+    signed_in: SignIn, sessions: async_sessionmaker[AsyncSession], staff: dict[str, User]
+) -> None:
+    root = await signed_in("root")
+    await root.post_form("/admin/queues", NEW)
+    queue = await _queue(sessions, "billing")
+    assert queue is not None
+    async with sessions() as db, db.begin():
+        anna = await db.get(User, staff["anna"].id)
+        assert anna is not None
+        anna.active = False
+    page = await _page(root, f"/admin/queues/{queue.id}")
+    assert 'value="PJSIP/1001" checked' in page  # still listed, though no longer a choice
+    kept = await root.post_form(f"/admin/queues/{queue.id}", {**NEW, "max_callers": "3"})
+    assert kept.status == 303
+    saved = await _queue(sessions, "billing")
+    assert saved is not None and [m.interface for m in saved.members] == ["PJSIP/1001"]
+    other = await root.post_form("/admin/queues", {**NEW, "name": "vip"})  # anna's phone
+    assert other.status == 400 and 'id="error-members"' in await other.text()

@@ -209,6 +209,12 @@ def _check(name: str, values: dict[str, Any], errors: dict[str, str], managed: b
         errors.update({k: v for k, v in exc.errors.items() if k != "name"})
 
 
+def _only_known_members(values: dict[str, Any], errors: dict[str, str], known: set[str]) -> None:
+    """Members are staff phones (or were members already): not any endpoint a form names."""
+    if any(m.interface not in known for m in values.get("members", [])):
+        errors.setdefault("members", "queues.bad_member")
+
+
 def _member_names(phones: list[User]) -> dict[str, str]:
     return {u.sip_endpoint or "": member_name(u.display_name or u.username) for u in phones}
 
@@ -274,8 +280,10 @@ async def create_queue(request: web.Request) -> web.Response:
     values, errors = _read_form(posted, managed=True)
     async with request.app[SESSIONS]() as db:
         existing = set(await db.scalars(select(Queue.name)))
+        names = _member_names(await _phones(db))
     taken = existing | _shipped(request) | set(_live(request))
     _check(name, values, errors, managed=True)
+    _only_known_members(values, errors, set(names))
     if problem := check_name(name, taken):
         errors["name"] = problem
     form = {**values, "name": name, "members": {m.interface: m for m in values.get("members", [])}}
@@ -283,7 +291,6 @@ async def create_queue(request: web.Request) -> web.Response:
         return await _list_page(request, status=400, errors=errors, form=form)
     try:
         async with unit_of_work(request.app[SESSIONS]) as db:
-            names = _member_names(await _phones(db))
             queue = Queue(
                 name=name, managed=True, **{k: v for k, v in values.items() if k != "members"}
             )
@@ -334,8 +341,10 @@ async def save_queue(request: web.Request) -> web.Response:
             return error_page(request, 404, "errors.not_found")
         values, errors = _read_form(posted, queue.managed)
         _check(queue.name, values, errors, queue.managed)
+        names = _member_names(await _phones(db))
+        known = set(names) | {m.interface for m in queue.members}
+        _only_known_members(values, errors, known)
         if not errors:
-            names = _member_names(await _phones(db))
             for key, value in values.items():
                 if key != "members":
                     setattr(queue, key, value)
