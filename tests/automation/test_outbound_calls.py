@@ -46,7 +46,8 @@ def _ended(outcome: CallOutcome, linkedid: str = "c2c-1-agent") -> ClickToCallEn
     )
 
 
-async def _agent(sessions: async_sessionmaker[AsyncSession]) -> int:
+async def make_agent(sessions: async_sessionmaker[AsyncSession]) -> int:
+    """Anna, the agent whose phone is PJSIP/1001."""
     async with unit_of_work(sessions) as session:
         user = User(username="anna", role=Role.AGENT, sip_endpoint="PJSIP/1001")
         session.add(user)
@@ -73,7 +74,7 @@ async def _calls(sessions: async_sessionmaker[AsyncSession]) -> list[tuple[Inter
 async def test_an_answered_click_to_call_goes_into_the_number_owners_history(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    agent_id = await _agent(sessions)
+    agent_id = await make_agent(sessions)
     customer_id = await make_customer(sessions, phone="8 (916) 123-45-67")
 
     assert await _record(sessions, _ended(CallOutcome.ANSWERED))

@@ -27,9 +27,9 @@ from callcenter.channels.telephony.events import CallRecorded
 from callcenter.channels.telephony.pbxconfig import free_port
 from callcenter.channels.telephony.stasis import StasisApp
 from callcenter.crm.feed import Feed
-from callcenter.db import unit_of_work
-from callcenter.models import Call, CallOutcome, Direction, Interaction, Role, User
+from callcenter.models import Call, CallOutcome, Direction, Interaction
 from tests.automation.helpers import make_customer, outbox_rows
+from tests.automation.test_outbound_calls import make_agent
 from tests.telephony.conftest import CUSTOMER_NUMBER, Ami, Pbx
 
 pytestmark = [
@@ -106,15 +106,6 @@ async def phones(pbx: Pbx, sessions) -> AsyncIterator[Phones]:
         await ari.stop()
 
 
-async def _anna(sessions: async_sessionmaker[AsyncSession]) -> int:
-    """The agent whose phone is PJSIP/1001."""
-    async with unit_of_work(sessions) as session:
-        user = User(username="anna", role=Role.AGENT, sip_endpoint="PJSIP/1001")
-        session.add(user)
-        await session.flush()
-        return user.id
-
-
 async def _stored(sessions: async_sessionmaker[AsyncSession]) -> list[tuple[Interaction, Call]]:
     async with sessions() as session:
         rows = await session.execute(
@@ -137,7 +128,7 @@ async def _replay(phones: Phones) -> None:
 async def test_click_to_call_bridges_the_agent_and_the_customer(
     pbx: Pbx, ami: Ami, phones: Phones, start_sipp, sessions
 ) -> None:
-    anna = await _anna(sessions)
+    anna = await make_agent(sessions)
     customer_id = await make_customer(sessions, phone=CUSTOMER_NUMBER)
     agent = await start_sipp("agent_answer.xml", pbx.agent_ports["1001"], "-d", "300")
     customer = await start_sipp("agent_answer.xml", phones.customer_port, "-d", "300")
@@ -218,7 +209,7 @@ async def test_click_to_call_bridges_the_agent_and_the_customer(
 async def test_a_busy_customer_ends_the_agent_leg_and_is_stored_as_busy(
     pbx: Pbx, ami: Ami, phones: Phones, start_sipp, sessions
 ) -> None:
-    anna = await _anna(sessions)
+    anna = await make_agent(sessions)
     agent = await start_sipp("agent_answer.xml", pbx.agent_ports["1001"], "-d", "300")
     customer = await start_sipp("agent_busy.xml", phones.customer_port)
 
