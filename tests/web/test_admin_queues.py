@@ -251,6 +251,7 @@ async def test_admin_edits_a_managed_queue_and_the_members_follow_the_form(
     assert queue is not None
     page = await _page(root, f"/admin/queues/{queue.id}")
     assert 'value="PJSIP/1001" checked' in page
+    assert page.count('name="member" value="PJSIP/1001"') == 1  # a staff phone, listed once
     edit = {
         "display_name": "Оплата и счета",
         "service_level_seconds": "15",
