@@ -16,6 +16,9 @@ from callcenter.automation.outbound_calls import (
     record_click_to_call,
     store_outbound_call,
 )
+from callcenter.channels.telephony.events import CallRecorded
+from callcenter.crm.catchup import CatchUp
+from callcenter.crm.feed import Feed
 from callcenter.db import unit_of_work
 from callcenter.models import (
     Call,
@@ -27,7 +30,7 @@ from callcenter.models import (
     Role,
     User,
 )
-from tests.automation.helpers import make_customer
+from tests.automation.helpers import make_customer, outbox_rows
 
 T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 PHONE = "+79161234567"
@@ -187,3 +190,28 @@ async def test_only_outcomes_of_an_outbound_call_are_stored(
     with pytest.raises(ValueError, match="abandoned"):
         await _record(sessions, _ended(CallOutcome.ABANDONED))
     assert await _calls(sessions) == []
+
+
+async def test_a_click_to_call_stored_just_before_a_crash_reaches_the_crm_once(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Committed, but the process died before announcing it: the feed's catch-up scan queues
+    it as an outgoing call, and the announcement arriving after all adds nothing."""
+    feed = Feed(sessions, crm=True)
+    catchup = CatchUp(sessions, feed)
+    assert await catchup.run_once() == 0  # the checkpoints start here
+    async with unit_of_work(sessions) as session:
+        interaction, _ = await record_click_to_call(session, _ended(CallOutcome.BUSY))
+
+    assert await catchup.run_once() == 1
+    await feed.on_call(
+        CallRecorded(interaction.id, interaction.customer_id, None, "c2c-1-agent", None,
+                     PHONE, CallOutcome.BUSY, 0, T0)
+    )  # fmt: skip
+
+    [push] = [r.payload["call"] for r in await outbox_rows(sessions) if r.channel == "crm"]
+    assert (push["interaction_id"], push["outbound"], push["outcome"]) == (
+        interaction.id,
+        True,
+        "busy",
+    )
