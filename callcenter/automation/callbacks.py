@@ -24,6 +24,7 @@ from callcenter.channels.telegram.models import (
     CallbackRequest,
     CallbackStatus,
 )
+from callcenter.channels.telephony.events import CallRecorded
 from callcenter.config import ConfigError, Settings
 from callcenter.models import CallOutcome
 
@@ -223,9 +224,9 @@ class PlacedCall:
 
 async def _record_call(
     session: AsyncSession, callback: CallbackRequest, call: PlacedCall, outcome: DialOutcome
-) -> bool:
-    """Store the attempt's call; False when it was stored before."""
-    _, created = await store_outbound_call(
+) -> CallRecorded | None:
+    """Store the attempt's call: its CallRecorded, None when it was stored before."""
+    _, recorded = await store_outbound_call(
         session,
         OutboundCall(
             linkedid=call.linkedid,
@@ -241,7 +242,7 @@ async def _record_call(
             queue=callback.queue or None,
         ),
     )
-    return created
+    return recorded
 
 
 async def finish_attempt(
@@ -253,18 +254,22 @@ async def finish_attempt(
     now: datetime,
     policy: CallbackPolicy = CallbackPolicy(),
     call: PlacedCall | None = None,
-) -> CallbackRequest:
+) -> tuple[CallbackRequest, CallRecorded | None]:
     """Record how a dialling attempt ended: done, retried later, or failed for good.
 
     ``call``: for an attempt on the customer's side, the call to store in their history (with
-    the outcome no answer, busy or failed when it did not connect). An attempt whose call is
+    the outcome no answer, busy or failed when it did not connect); the CallRecorded returned
+    with the row is for the caller to publish after the commit. An attempt whose call is
     already stored was recorded before (the handler ran again): the row is left as that
-    recording left it."""
+    recording left it, and nothing is to be published."""
     callback = await session.get(CallbackRequest, callback_id, with_for_update=True)
     if callback is None:
         raise LookupError(f"no callback {callback_id}")
-    if call is not None and not await _record_call(session, callback, call, outcome):
-        return callback
+    recorded = None
+    if call is not None:
+        recorded = await _record_call(session, callback, call, outcome)
+        if recorded is None:
+            return callback, None
     callback.lease_until = None
     callback.outcome = f"{outcome.value}: {reason}"[:200] if reason else outcome.value
     if outcome is DialOutcome.CONNECTED or outcome in CUSTOMER_SIDE:
@@ -278,7 +283,7 @@ async def finish_attempt(
         wait = policy.retry_after if outcome in CUSTOMER_SIDE else policy.agent_retry_after
         callback.due_at = now + wait
     await session.flush()
-    return callback
+    return callback, recorded
 
 
 async def recent_callbacks(session: AsyncSession, limit: int = 50) -> list[CallbackRequest]:

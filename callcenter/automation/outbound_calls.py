@@ -1,9 +1,9 @@
 """Our outbound calls in the customer's history: callback attempts and agents' click-to-calls.
 
 Each is one Interaction (channel ``call``, direction outbound, ``external_id`` the call's
-Linkedid) and one Call row, stored once per Linkedid: a second recording of the same call (an
-event replayed after a reconnect, a handler run again after a crash) finds the first and
-stores nothing, and of two transactions racing the unique constraints let one win.
+Linkedid) and one Call row, stored once per Linkedid through callrows.insert_once, like an
+inbound call: a second recording of the same call stores nothing, and whoever stored it
+publishes the CallRecorded it got back after the commit.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callcenter.channels.telephony.callrows import insert_once, stored_call
+from callcenter.channels.telephony.events import CallRecorded
 from callcenter.domain.customers import resolve_customer
 from callcenter.models import (
     Call,
@@ -23,6 +24,7 @@ from callcenter.models import (
     Direction,
     IdentityKind,
     Interaction,
+    Ticket,
     User,
 )
 
@@ -57,65 +59,43 @@ class OutboundCall:
     queue: str | None = None
 
 
-async def stored_call(session: AsyncSession, linkedid: str) -> Interaction | None:
-    return await session.scalar(
-        select(Interaction).where(
-            Interaction.channel == Channel.CALL, Interaction.external_id == linkedid
-        )
-    )
-
-
 async def store_outbound_call(
     session: AsyncSession, call: OutboundCall
-) -> tuple[Interaction, bool]:
-    """The call's interaction, and whether this call stored it (False: it was stored before).
+) -> tuple[Interaction, CallRecorded | None]:
+    """The call's interaction, and the CallRecorded to publish after the commit if this call
+    stored it (None: it was stored before).
 
     Talk seconds run from the answer to the end, for an answered call only."""
     if call.outcome not in OUTBOUND_OUTCOMES:
         raise ValueError(f"{call.outcome} is no outcome of an outbound call")
-    existing = await stored_call(session, call.linkedid)
-    if existing is not None:
-        return existing, False
     agent_id = await session.scalar(select(User.id).where(User.sip_endpoint == call.agent_endpoint))
     answered = call.answered_at if call.outcome is CallOutcome.ANSWERED else None
     talk = max(0, round((call.ended_at - answered).total_seconds())) if answered else 0
     result = _RESULT_TEXT[call.outcome].format(talk=talk)
-    try:
-        async with session.begin_nested():
-            interaction = Interaction(
-                customer_id=call.customer_id,
-                ticket_id=call.ticket_id,
-                channel=Channel.CALL,
-                direction=Direction.OUTBOUND,
-                external_id=call.linkedid,
-                text=f"{call.title} на {call.phone}: {result}",
-                agent_id=agent_id,
-                occurred_at=call.started_at,
-            )
-            session.add(interaction)
-            await session.flush()
-            session.add(
-                Call(
-                    interaction_id=interaction.id,
-                    linkedid=call.linkedid,
-                    queue=call.queue,
-                    agent_id=agent_id,
-                    agent_endpoint=call.agent_endpoint,
-                    caller_number=call.phone,
-                    talk_seconds=talk,
-                    outcome=call.outcome,
-                    started_at=call.started_at,
-                    answered_at=answered,
-                    ended_at=call.ended_at,
-                )
-            )
-            await session.flush()
-    except IntegrityError:  # another transaction stored this Linkedid first: its record stands
-        raced = await stored_call(session, call.linkedid)
-        if raced is None:
-            raise
-        return raced, False
-    return interaction, True
+    interaction = Interaction(
+        customer_id=call.customer_id,
+        ticket_id=call.ticket_id,
+        channel=Channel.CALL,
+        direction=Direction.OUTBOUND,
+        external_id=call.linkedid,
+        text=f"{call.title} на {call.phone}: {result}",
+        agent_id=agent_id,
+        occurred_at=call.started_at,
+    )
+    row = Call(
+        linkedid=call.linkedid,
+        queue=call.queue,
+        agent_id=agent_id,
+        agent_endpoint=call.agent_endpoint,
+        caller_number=call.phone,
+        wait_seconds=0,
+        talk_seconds=talk,
+        outcome=call.outcome,
+        started_at=call.started_at,
+        answered_at=answered,
+        ended_at=call.ended_at,
+    )
+    return await insert_once(session, interaction, row)
 
 
 @dataclass(frozen=True)
@@ -130,16 +110,19 @@ class ClickToCallEnded:
     started_at: datetime
     answered_at: datetime | None
     ended_at: datetime
+    ticket_id: int | None = None
+    """The ticket the agent called from, if any."""
 
 
 async def record_click_to_call(
     session: AsyncSession, ended: ClickToCallEnded, region: str = "RU"
-) -> tuple[Interaction, bool]:
+) -> tuple[Interaction, CallRecorded | None]:
     """Store a click-to-call in the history of the customer owning the number (a new profile
-    for a number nobody owns, as for an inbound call); the caller commits."""
+    for a number nobody owns, as for an inbound call), in the thread of the ticket the agent
+    called from if that ticket is the customer's; the caller commits."""
     existing = await stored_call(session, ended.linkedid)
     if existing is not None:
-        return existing, False
+        return existing, None
     customer, _ = await resolve_customer(
         session, IdentityKind.PHONE, ended.phone, source="call", region=region
     )
@@ -153,5 +136,16 @@ async def record_click_to_call(
         answered_at=ended.answered_at,
         ended_at=ended.ended_at,
         title=CLICK_TO_CALL_TITLE,
+        ticket_id=await _customers_ticket(session, ended.ticket_id, customer.id),
     )
     return await store_outbound_call(session, call)
+
+
+async def _customers_ticket(
+    session: AsyncSession, ticket_id: int | None, customer_id: int
+) -> int | None:
+    """``ticket_id`` if it is a ticket of this customer (still, after any merge), else None."""
+    if ticket_id is None:
+        return None
+    owner = await session.scalar(select(Ticket.customer_id).where(Ticket.id == ticket_id))
+    return ticket_id if owner == customer_id else None

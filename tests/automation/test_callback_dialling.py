@@ -119,7 +119,7 @@ async def test_a_lapsed_lease_lets_another_dialler_take_the_callback_again(
 
 async def _finish(sessions, callback_id: int, outcome: DialOutcome, at: datetime = T0, **kw):  # type: ignore[no-untyped-def]
     async with unit_of_work(sessions) as session:
-        row = await finish_attempt(
+        row, _ = await finish_attempt(
             session, callback_id, outcome, reason="r", now=at, policy=POLICY, **kw
         )
         return row.status, row.attempts, row.due_at, row.lease_until, row.outcome
@@ -230,13 +230,16 @@ async def test_every_attempt_on_the_customers_side_is_one_outbound_call_in_their
             )
         linkedid = f"callback-{callback_id}-{n}"
         call = PlacedCall(linkedid, at, at + timedelta(seconds=5), at + timedelta(seconds=65))
+        announced = []
         for _ in range(2):  # the handler runs again for the same attempt: recorded once
             async with unit_of_work(sessions) as session:
-                row = await finish_attempt(
+                row, recorded = await finish_attempt(
                     session, callback_id, outcome, reason="r", now=at, policy=policy, call=call
                 )
                 status, attempts = row.status, row.attempts
+            announced.append(recorded and (recorded.linkedid, recorded.customer_id))
         assert attempts == n + 1
+        assert announced == [(linkedid, customer_id), None]  # one CallRecorded to publish
         at = at + policy.retry_after
     assert status is CallbackStatus.DONE
     async with sessions() as session:

@@ -3,34 +3,46 @@ with outcome, agent and times; once per Linkedid, however often or concurrently 
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callcenter.automation import outbound_calls
 from callcenter.automation.outbound_calls import (
     ClickToCallEnded,
     OutboundCall,
     record_click_to_call,
     store_outbound_call,
 )
+from callcenter.bus import Bus
+from callcenter.channels.telephony import callrows
+from callcenter.channels.telephony.ari import AriClient
 from callcenter.channels.telephony.events import CallRecorded
+from callcenter.channels.telephony.records import CallRecorder
+from callcenter.channels.telephony.stasis import StasisApp
 from callcenter.crm.catchup import CatchUp
 from callcenter.crm.feed import Feed
-from callcenter.db import unit_of_work
+from callcenter.db import create_engine, session_factory, unit_of_work
+from callcenter.migrate import upgrade_async
 from callcenter.models import (
     Call,
     CallOutcome,
+    Channel,
     Customer,
     Direction,
     Identity,
     Interaction,
     Role,
+    Ticket,
     User,
 )
 from tests.automation.helpers import make_customer, outbox_rows
+from tests.dbs import postgres_database
+from tests.telephony.test_records import FlakyTcpProxy
 
 T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 PHONE = "+79161234567"
@@ -60,8 +72,8 @@ async def make_agent(sessions: async_sessionmaker[AsyncSession]) -> int:
 
 async def _record(sessions: async_sessionmaker[AsyncSession], ended: ClickToCallEnded) -> bool:
     async with unit_of_work(sessions) as session:
-        _, created = await record_click_to_call(session, ended)
-    return created
+        _, recorded = await record_click_to_call(session, ended)
+    return recorded is not None
 
 
 async def _calls(sessions: async_sessionmaker[AsyncSession]) -> list[tuple[Interaction, Call]]:
@@ -166,21 +178,26 @@ async def test_a_transaction_that_looked_before_another_committed_stores_nothing
         title="Исходящий звонок",
     )
     async with unit_of_work(sessions) as session:
-        first, created = await store_outbound_call(session, call)
-    assert created
+        first, recorded = await store_outbound_call(session, call)
+    assert recorded is not None
+    assert (recorded.interaction_id, recorded.linkedid, recorded.outcome) == (
+        first.id,
+        "c2c-2-agent",
+        CallOutcome.BUSY,
+    )
     looks = []
-    real = outbound_calls.stored_call
+    real = callrows.stored_call
 
     async def late(session: AsyncSession, linkedid: str) -> Interaction | None:
         looks.append(linkedid)
         return None if len(looks) == 1 else await real(session, linkedid)
 
-    monkeypatch.setattr(outbound_calls, "stored_call", late)
+    monkeypatch.setattr(callrows, "stored_call", late)
     async with unit_of_work(sessions) as session:
-        again, created = await store_outbound_call(session, call)
+        again, recorded = await store_outbound_call(session, call)
         await session.flush()  # the transaction is still usable after the refused insert
 
-    assert (again.id, created, looks) == (first.id, False, ["c2c-2-agent"] * 2)
+    assert (again.id, recorded, looks) == (first.id, None, ["c2c-2-agent"] * 2)
     assert len(await _calls(sessions)) == 1
 
 
@@ -215,3 +232,78 @@ async def test_a_click_to_call_stored_just_before_a_crash_reaches_the_crm_once(
         True,
         "busy",
     )
+
+
+async def test_click_to_calls_ending_while_postgresql_is_away_are_stored_once_in_order() -> None:
+    """The database goes away mid-call: the ARI app keeps going, its records wait in the
+    recorder and are stored once each, in order, with one CallRecorded each, when it is back."""
+    async with postgres_database() as url:
+        await upgrade_async(url)
+        proxy = FlakyTcpProxy(make_url(url).port or 5432)
+        await proxy.start()
+        engine = create_engine(make_url(url).set(port=proxy.port).render_as_string(False))
+        direct = create_engine(url)
+        bus = Bus()
+        recorded: list[CallRecorded] = []
+
+        async def collect(event: CallRecorded) -> None:
+            recorded.append(event)
+
+        bus.subscribe(CallRecorded, collect)
+        recorder = CallRecorder(session_factory(engine), bus=bus, backoff=(0.05, 0.2))
+        ari = AriClient("http://127.0.0.1:9", "user", "secret", "callcenter")  # never started
+        app = StasisApp(ari, session_factory(engine), bus, recorder=recorder)
+        try:
+            anna = await make_agent(session_factory(direct))
+            proxy.down()
+            ends = [
+                _ended(CallOutcome.BUSY, "c2c-1-agent"),
+                _ended(CallOutcome.ANSWERED, "c2c-2-agent"),
+                _ended(CallOutcome.BUSY, "c2c-1-agent"),  # the same end recorded again
+            ]
+            for ended in ends:
+                await app.record_click_to_call(ended)
+            await asyncio.sleep(1.0)  # several failed attempts
+            assert recorder.pending == 3
+            assert await _calls(session_factory(direct)) == []
+
+            proxy.up = True
+            await asyncio.wait_for(recorder.drain(), 30)
+            await bus.drain()
+
+            calls = await _calls(session_factory(direct))
+            assert [(c.linkedid, c.outcome, c.agent_id) for _, c in calls] == [
+                ("c2c-1-agent", CallOutcome.BUSY, anna),
+                ("c2c-2-agent", CallOutcome.ANSWERED, anna),
+            ]
+            assert [(r.interaction_id, r.linkedid) for r in recorded] == [
+                (i.id, c.linkedid) for i, c in calls
+            ]
+            assert recorder.pending == 0
+        finally:
+            await app.close()
+            await proxy.stop()
+            await engine.dispose()
+            await direct.dispose()
+
+
+async def test_a_click_to_call_made_from_a_ticket_goes_into_that_tickets_thread(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Only a ticket of the customer the number belongs to: another's is not linked."""
+    customer_id = await make_customer(sessions, phone=PHONE)
+    other_id = await make_customer(sessions, "Ольга", phone="+79161112233")
+    async with unit_of_work(sessions) as session:
+        tickets = [Ticket(customer_id=c, channel=Channel.CALL) for c in (customer_id, other_id)]
+        session.add_all(tickets)
+        await session.flush()
+        own, foreign = (t.id for t in tickets)
+
+    await _record(sessions, replace(_ended(CallOutcome.BUSY, "c2c-1-agent"), ticket_id=own))
+    await _record(sessions, replace(_ended(CallOutcome.BUSY, "c2c-2-agent"), ticket_id=foreign))
+
+    calls = await _calls(sessions)
+    assert [(i.customer_id, i.ticket_id) for i, _ in calls] == [
+        (customer_id, own),
+        (customer_id, None),
+    ]

@@ -27,7 +27,8 @@ from callcenter.channels.telephony.events import CallRecorded
 from callcenter.channels.telephony.pbxconfig import free_port
 from callcenter.channels.telephony.stasis import StasisApp
 from callcenter.crm.feed import Feed
-from callcenter.models import Call, CallOutcome, Direction, Interaction
+from callcenter.db import unit_of_work
+from callcenter.models import Call, CallOutcome, Channel, Direction, Interaction, Ticket
 from tests.automation.helpers import make_customer, outbox_rows
 from tests.automation.test_outbound_calls import make_agent
 from tests.telephony.conftest import CUSTOMER_NUMBER, Ami, Pbx
@@ -48,6 +49,12 @@ class Phones:
     recorded: list[CallRecorded]
     events: list[dict[str, Any]]
     """Every ARI event the app received, to replay."""
+
+    async def settle(self) -> None:
+        """Wait for the bus's handlers, the recorder's stores and what they published."""
+        await self.bus.drain()
+        await asyncio.wait_for(self.app.recorder.drain(), 30)
+        await self.bus.drain()
 
     async def wait_state(self, state: State, timeout: float = 15.0) -> ClickToCallProgress:
         async with asyncio.timeout(timeout):
@@ -130,11 +137,18 @@ async def test_click_to_call_bridges_the_agent_and_the_customer(
 ) -> None:
     anna = await make_agent(sessions)
     customer_id = await make_customer(sessions, phone=CUSTOMER_NUMBER)
+    async with unit_of_work(sessions) as session:  # the agent calls from this ticket's thread
+        ticket = Ticket(customer_id=customer_id, channel=Channel.CALL)
+        session.add(ticket)
+        await session.flush()
+        ticket_id = ticket.id
     agent = await start_sipp("agent_answer.xml", pbx.agent_ports["1001"], "-d", "300")
     customer = await start_sipp("agent_answer.xml", phones.customer_port, "-d", "300")
     since = ami.log.mark()
 
-    phones.bus.publish(ClickToCallRequested("PJSIP/1001", "8 (916) 123-45-67", requested_by=1))
+    phones.bus.publish(
+        ClickToCallRequested("PJSIP/1001", "8 (916) 123-45-67", requested_by=1, ticket_id=ticket_id)
+    )
     await phones.wait_state(State.CONNECTED)
 
     bridges = await phones.ari.request("GET", "bridges")
@@ -160,7 +174,7 @@ async def test_click_to_call_bridges_the_agent_and_the_customer(
     for phone in (agent, customer):
         code, report = await phone.finish()
         assert code == 0, report  # each got its BYE
-    await phones.bus.drain()
+    await phones.settle()
     assert [p.state for p in phones.progress] == [
         State.AGENT_RINGING,
         State.CUSTOMER_RINGING,
@@ -172,6 +186,7 @@ async def test_click_to_call_bridges_the_agent_and_the_customer(
     # One outbound call in the customer's history, with the agent and the talk time.
     [(interaction, call)] = await _stored(sessions)
     assert (interaction.customer_id, interaction.direction) == (customer_id, Direction.OUTBOUND)
+    assert interaction.ticket_id == ticket_id  # in the thread it was made from
     assert interaction.external_id == call.linkedid == linkedid
     assert interaction.agent_id == call.agent_id == anna
     assert (call.outcome, call.agent_endpoint, call.caller_number) == (
@@ -200,7 +215,7 @@ async def test_click_to_call_bridges_the_agent_and_the_customer(
 
     # Every event of the call again, its end included: nothing more is stored or sent.
     await _replay(phones)
-    await phones.bus.drain()
+    await phones.settle()
     assert len(await _stored(sessions)) == 1
     assert len(phones.recorded) == 1
     assert len(await _crm_calls(sessions)) == 1
@@ -221,7 +236,7 @@ async def test_a_busy_customer_ends_the_agent_leg_and_is_stored_as_busy(
         code, report = await phone.finish()
         assert code == 0, report  # the agent's phone got its BYE
     assert not await phones.ari.request("GET", "bridges")
-    await phones.bus.drain()
+    await phones.settle()
     [(interaction, call)] = await _stored(sessions)
     assert (call.outcome, call.talk_seconds, call.answered_at) == (CallOutcome.BUSY, 0, None)
     assert (interaction.agent_id, interaction.direction) == (anna, Direction.OUTBOUND)
@@ -242,7 +257,7 @@ async def test_a_customer_who_does_not_answer_is_stored_as_no_answer(
     for phone in (agent, customer):
         code, report = await phone.finish()
         assert code == 0, report  # the customer's phone was cancelled, the agent's got a BYE
-    await phones.bus.drain()
+    await phones.settle()
     [(interaction, call)] = await _stored(sessions)
     assert (call.outcome, call.talk_seconds, call.answered_at) == (
         CallOutcome.NO_ANSWER,
@@ -267,7 +282,7 @@ async def test_a_call_whose_requester_stores_it_is_left_to_it(
     for phone in (agent, customer):
         code, report = await phone.finish()
         assert code == 0, report
-    await phones.bus.drain()
+    await phones.settle()
     assert [s.state for s in phones.progress] == [
         State.AGENT_RINGING,
         State.CUSTOMER_RINGING,
@@ -289,7 +304,7 @@ async def test_a_call_the_agent_did_not_answer_is_not_stored(
     assert failed.reason.startswith("agent")
     code, report = await agent.finish()
     assert code == 0, report
-    await phones.bus.drain()
+    await phones.settle()
     assert [s.state for s in phones.progress] == [State.AGENT_RINGING, State.FAILED]
     assert await _stored(sessions) == []
     assert phones.recorded == []
@@ -299,7 +314,7 @@ async def test_a_request_that_cannot_be_dialled_fails_at_once(phones: Phones, se
     phones.bus.publish(ClickToCallRequested("PJSIP/1001;evil", CUSTOMER_NUMBER))
     phones.bus.publish(ClickToCallRequested("PJSIP/1001", "call me maybe"))
 
-    await phones.bus.drain()
+    await phones.settle()
 
     assert [p.state for p in phones.progress] == [State.FAILED, State.FAILED]
     assert "not an agent endpoint" in phones.progress[0].reason

@@ -64,6 +64,8 @@ class ClickToCallRequested:
     history: bool = True
     """Store the call in the customer's history when it ends; False when the requester stores
     it itself (the callback dialler records its attempts with their callback)."""
+    ticket_id: int | None = None
+    """The ticket the agent called from: the stored call goes into its thread."""
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,7 @@ class ClickToCall:
                 started_at=started,
                 answered_at=self.answered_at,
                 ended_at=self.now(),
+                ticket_id=self.request.ticket_id,
             )
             try:
                 await self.record(ended)

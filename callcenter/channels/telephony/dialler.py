@@ -275,7 +275,7 @@ class CallbackDialler:
             self._resting[job.agent.interface] = time.monotonic() + rest
         try:
             async with unit_of_work(self.sessions) as session:
-                row = await finish_attempt(
+                row, recorded = await finish_attempt(
                     session,
                     job.callback_id,
                     outcome,
@@ -288,6 +288,8 @@ class CallbackDialler:
             log.exception("callback %s: could not record %s", job.callback_id, outcome)
             return
         log.info("callback %s: %s (%s) -> %s", job.callback_id, outcome, reason, row.status)
+        if recorded is not None:  # to the CRM now, not at the feed's next catch-up scan
+            self.bus.publish(recorded)
         self.bus.publish(CallbackChanged(job.callback_id, row.status))
 
     async def _dial(self, job: _Job) -> tuple[DialOutcome, str, PlacedCall | None]:

@@ -7,10 +7,11 @@ fresh profile without any identity: grouping unrelated callers under one "unknow
 would mix their histories, and an agent can merge the fresh profile once the caller is known.
 The raw caller id is kept on the Call row.
 
-`CallRecorder` stores every CallEnded published on the bus, each in its own transaction, and
-keeps records in memory (bounded) while the database is unavailable, retrying with backoff;
-after each commit of a new record it publishes CallRecorded. `recover` adds the calls that
-ended while AMI was down, read from Asterisk's queue_log (queuelog.py) or CDR (cdrlog.py).
+`CallRecorder` stores every CallEnded published on the bus (and the click-to-calls the ARI
+app hands it: stasis.py), each in its own transaction, in order, and keeps records in memory
+(bounded) while the database is unavailable, retrying with backoff; after each commit of a
+new record it publishes CallRecorded. `recover` adds the calls that ended while AMI was down,
+read from Asterisk's queue_log (queuelog.py) or CDR (cdrlog.py).
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ import logging
 from collections.abc import Mapping
 
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from callcenter.automation.outbound_calls import ClickToCallEnded, record_click_to_call
 from callcenter.bus import Bus
+from callcenter.channels.telephony.callrows import insert_once, stored_call
 from callcenter.channels.telephony.cdrlog import CdrLog
 from callcenter.channels.telephony.events import CallEnded, CallRecorded
 from callcenter.channels.telephony.queuelog import QueueLog
@@ -36,24 +39,18 @@ from callcenter.models import (
     Call,
     CallOutcome,
     Channel,
-    Customer,
     Direction,
     IdentityKind,
     Interaction,
     User,
 )
 
+Record = CallEnded | ClickToCallEnded
+"""What the recorder stores: an inbound call, or a click-to-call the ARI app saw end."""
+
 log = logging.getLogger(__name__)
 
 HIDDEN_CALLER_IDS = {"", "anonymous", "unknown", "<unknown>", "restricted", "private"}
-
-
-async def _existing(session: AsyncSession, linkedid: str) -> Interaction | None:
-    return await session.scalar(
-        select(Interaction).where(
-            Interaction.channel == Channel.CALL, Interaction.external_id == linkedid
-        )
-    )
 
 
 async def _agent_id(
@@ -117,57 +114,48 @@ async def store_call(
 
 async def _store(
     session: AsyncSession, ended: CallEnded, region: str, agents: Mapping[str, int] | None
-) -> tuple[Interaction, bool]:
-    """The call's interaction, and whether this call stored it."""
-    existing = await _existing(session, ended.linkedid)
+) -> tuple[Interaction, CallRecorded | None]:
+    """The call's interaction, and the CallRecorded to publish if this call stored it."""
+    existing = await stored_call(session, ended.linkedid)
     if existing is not None:
-        return existing, False
+        return existing, None
     agent_id = await _agent_id(session, ended.agent_interface, agents)
     phone = _phone(ended.caller_number, region)
     name = _caller_name(ended.caller_name, ended.caller_number)
-    customer: Customer | None = None
+    customer_id: int | None = None
     if phone is not None:
         customer, _ = await resolve_customer(
             session, IdentityKind.PHONE, phone, display_name=name, source="call", region=region
         )
-    try:
-        async with session.begin_nested():
-            if customer is None:
-                customer = await create_customer(session, name)
-            interaction = Interaction(
-                customer_id=customer.id,
-                channel=Channel.CALL,
-                direction=Direction.INBOUND,
-                external_id=ended.linkedid,
-                text=describe(ended, phone),
-                agent_id=agent_id,
-                occurred_at=ended.started_at,
-            )
-            session.add(interaction)
-            await session.flush()
-            session.add(
-                Call(
-                    interaction_id=interaction.id,
-                    linkedid=ended.linkedid,
-                    queue=ended.queue,
-                    agent_id=agent_id,
-                    agent_endpoint=ended.agent_interface,
-                    caller_number=ended.caller_number[:64],
-                    wait_seconds=ended.wait_seconds,
-                    talk_seconds=ended.talk_seconds,
-                    outcome=ended.outcome,
-                    started_at=ended.started_at,
-                    answered_at=ended.answered_at,
-                    ended_at=ended.ended_at,
-                )
-            )
-    except IntegrityError:
-        # Another process stored this Linkedid first: its record stands.
-        raced = await _existing(session, ended.linkedid)
-        if raced is None:
-            raise
-        return raced, False
-    return interaction, True
+        customer_id = customer.id
+
+    async def unknown_caller(interaction: Interaction) -> None:
+        if interaction.customer_id is None:
+            interaction.customer_id = (await create_customer(session, name)).id
+
+    interaction = Interaction(
+        customer_id=customer_id,
+        channel=Channel.CALL,
+        direction=Direction.INBOUND,
+        external_id=ended.linkedid,
+        text=describe(ended, phone),
+        agent_id=agent_id,
+        occurred_at=ended.started_at,
+    )
+    call = Call(
+        linkedid=ended.linkedid,
+        queue=ended.queue,
+        agent_id=agent_id,
+        agent_endpoint=ended.agent_interface,
+        caller_number=ended.caller_number[:64],
+        wait_seconds=ended.wait_seconds,
+        talk_seconds=ended.talk_seconds,
+        outcome=ended.outcome,
+        started_at=ended.started_at,
+        answered_at=ended.answered_at,
+        ended_at=ended.ended_at,
+    )
+    return await insert_once(session, interaction, call, prepare=unknown_caller)
 
 
 def _transient(exc: Exception) -> bool:
@@ -178,7 +166,8 @@ def _transient(exc: Exception) -> bool:
 
 
 class CallRecorder:
-    """Stores the CallEnded events of the bus in order, surviving database outages."""
+    """Stores call records in order, surviving database outages: the CallEnded events of the
+    bus, and the click-to-calls the ARI app hands to `record`."""
 
     def __init__(
         self,
@@ -188,22 +177,24 @@ class CallRecorder:
         agents: Mapping[str, int] | None = None,
         capacity: int = 10_000,
         backoff: tuple[float, float] = (0.5, 30.0),
+        bus: Bus | None = None,
     ) -> None:
+        """``bus``: where to publish CallRecorded (`subscribe` sets it too)."""
         self._sessions = sessions
         self._region = region
         self._agents = agents
-        self._backlog: asyncio.Queue[CallEnded] = asyncio.Queue(capacity)
+        self._backlog: asyncio.Queue[Record] = asyncio.Queue(capacity)
         self._backoff = backoff
         self._task: asyncio.Task[None] | None = None
         self._storing = 0
-        self._bus: Bus | None = None
+        self._bus = bus
 
     def subscribe(self, bus: Bus) -> None:
         """Store the bus's CallEnded events and publish CallRecorded on it."""
         self._bus = bus
         bus.subscribe(CallEnded, self.record)
 
-    async def record(self, ended: CallEnded) -> None:
+    async def record(self, ended: Record) -> None:
         """Queue a record; when the backlog is full this waits rather than drop anything."""
         if self._backlog.full():
             log.error("call record backlog full (%d); waiting for the database", self.pending)
@@ -260,27 +251,22 @@ class CallRecorder:
                 self._storing = 0
                 self._backlog.task_done()
 
-    async def _store(self, ended: CallEnded) -> None:
+    async def _insert(self, session: AsyncSession, ended: Record) -> CallRecorded | None:
+        if isinstance(ended, ClickToCallEnded):
+            _, recorded = await record_click_to_call(session, ended, self._region)
+        else:
+            _, recorded = await _store(session, ended, self._region, self._agents)
+        return recorded
+
+    async def _store(self, ended: Record) -> None:
         low, high = self._backoff
         delay = low
         while True:
             try:
                 async with unit_of_work(self._sessions) as session:
-                    interaction, created = await _store(session, ended, self._region, self._agents)
-                if created and self._bus is not None:
-                    self._bus.publish(
-                        CallRecorded(
-                            interaction_id=interaction.id,
-                            customer_id=interaction.customer_id,
-                            agent_id=interaction.agent_id,
-                            linkedid=ended.linkedid,
-                            queue=ended.queue,
-                            caller_number=ended.caller_number,
-                            outcome=ended.outcome,
-                            wait_seconds=ended.wait_seconds,
-                            at=ended.ended_at,
-                        )
-                    )
+                    recorded = await self._insert(session, ended)
+                if recorded is not None and self._bus is not None:
+                    self._bus.publish(recorded)
                 return
             except Exception as exc:
                 if not _transient(exc):

@@ -1,7 +1,9 @@
 """The Stasis application ``callcenter``: routes ARI events to the survey and click-to-call.
 
 A click-to-call that reached the customer's side is stored as an outbound call in their
-history (once per Linkedid) and announced with ``CallRecorded``, like a stored inbound call.
+history (once per Linkedid) and announced with ``CallRecorded``, like a stored inbound call,
+and through the same durable path: the app's ``CallRecorder`` keeps the records in order while
+the database is away and stores them when it is back.
 
 Each running survey or click-to-call owns the channel ids it handles and gets their events
 (playbacks included) through its own queue, in order. A channel entering Stasis that nobody
@@ -20,7 +22,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callcenter.automation.outbound_calls import ClickToCallEnded, record_click_to_call
+from callcenter.automation.outbound_calls import ClickToCallEnded
 from callcenter.bus import Bus
 from callcenter.channels.telephony.ari import AriClient, AriError
 from callcenter.channels.telephony.clicktocall import (
@@ -30,7 +32,7 @@ from callcenter.channels.telephony.clicktocall import (
     ClickToCallTimings,
 )
 from callcenter.channels.telephony.dialler import customer_dial
-from callcenter.channels.telephony.events import CallRecorded
+from callcenter.channels.telephony.records import CallRecorder
 from callcenter.channels.telephony.survey import (
     QUESTIONS,
     CallSurveyAnswered,
@@ -70,7 +72,10 @@ class StasisApp:
         customer_dial: str = TRUNK_DIAL,
         click_timings: ClickToCallTimings | None = None,
         region: str = "RU",
+        recorder: CallRecorder | None = None,
     ) -> None:
+        """``recorder``: stores the click-to-calls (default: the app's own, publishing
+        CallRecorded on ``bus``)."""
         self.ari = ari
         self.sessions = sessions
         self.bus = bus
@@ -79,6 +84,8 @@ class StasisApp:
         self.customer_dial = customer_dial
         self.click_timings = click_timings
         self.region = region
+        self.recorder = recorder or CallRecorder(sessions, region=region, bus=bus)
+        self._recording = False
         self._routes: dict[str, asyncio.Queue[dict[str, Any]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         ari.on_event(self.handle)
@@ -151,7 +158,7 @@ class StasisApp:
             customer_dial=self.customer_dial,
             timings=self.click_timings,
             region=self.region,
-            record=self._store_click_to_call,
+            record=self.record_click_to_call,
         )
         self._own(call.channel_ids, call.events)
         try:
@@ -160,23 +167,13 @@ class StasisApp:
             for channel_id in call.channel_ids:
                 self._routes.pop(channel_id, None)
 
-    async def _store_click_to_call(self, ended: ClickToCallEnded) -> None:
-        async with unit_of_work(self.sessions) as session:
-            interaction, created = await record_click_to_call(session, ended, self.region)
-        if created and self.bus is not None:
-            self.bus.publish(
-                CallRecorded(
-                    interaction_id=interaction.id,
-                    customer_id=interaction.customer_id,
-                    agent_id=interaction.agent_id,
-                    linkedid=ended.linkedid,
-                    queue=None,
-                    caller_number=ended.phone,
-                    outcome=ended.outcome,
-                    wait_seconds=0,
-                    at=ended.ended_at,
-                )
-            )
+    async def record_click_to_call(self, ended: ClickToCallEnded) -> None:
+        """Hand an ended click-to-call to the recorder: it is stored once, in order, when the
+        database can take it; this returns at once, even while the database is away."""
+        if not self._recording:
+            self.recorder.start()
+            self._recording = True
+        await self.recorder.record(ended)
 
     async def reap_orphans(self) -> None:
         """Hang up channels in this app that no task owns (after an outage or a restart)."""
@@ -202,6 +199,9 @@ class StasisApp:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._recording:
+            await self.recorder.stop()
+            self._recording = False
 
 
 async def run_ari_app(
