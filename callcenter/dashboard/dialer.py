@@ -18,10 +18,18 @@ from callcenter.channels.telephony.clicktocall import (
 
 
 class ClickToCall(Protocol):
-    async def call(self, agent_endpoint: str, number: str, requested_by: int | None) -> str:
+    async def call(
+        self,
+        agent_endpoint: str,
+        number: str,
+        requested_by: int | None,
+        ticket_id: int | None = None,
+    ) -> str:
         """Start ringing the agent, then the customer; returns the request id.
 
-        Raises ``ClickToCallRefused`` (a ValueError) for a bad endpoint or number."""
+        ``ticket_id``: the ticket the agent calls about (already checked to be the customer's),
+        stored with the call. Raises ``ClickToCallRefused`` (a ValueError) for a bad endpoint or
+        number."""
 
 
 class BusClickToCall:
@@ -34,8 +42,14 @@ class BusClickToCall:
         self._region = region
         self._elsewhere = elsewhere
 
-    async def call(self, agent_endpoint: str, number: str, requested_by: int | None) -> str:
-        request = ClickToCallRequested(agent_endpoint, number, requested_by)
+    async def call(
+        self,
+        agent_endpoint: str,
+        number: str,
+        requested_by: int | None,
+        ticket_id: int | None = None,
+    ) -> str:
+        request = ClickToCallRequested(agent_endpoint, number, requested_by, ticket_id=ticket_id)
         dial_targets(request, self._region)  # refuse bad input here, not in the ARI task
         server = self._elsewhere(agent_endpoint) if self._elsewhere is not None else None
         if server is not None:  # dialled through another server, it would ring the wrong phone

@@ -292,3 +292,60 @@ async def test_the_wrap_up_form_and_status_bar_work_in_the_browser(
     assert (event.disposition, event.summary) == ("Жалоба", HOSTILE.strip())
     assert await page.locator(DANGEROUS).count() == 0
     seen.assert_inert()
+
+
+async def test_a_call_from_a_tickets_thread_carries_that_ticket_and_only_the_customers(
+    desk: Desk, sign_in, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    customer = await make_customer(sessions, "Пётр", phone="+79161234567")
+    other = await make_customer(sessions, "Ольга", phone="+79161112233")
+    _, ticket = await make_call(sessions, customer, outcome=CallOutcome.ANSWERED)
+    _, foreign = await make_call(
+        sessions, other, outcome=CallOutcome.ANSWERED, caller="+79161112233"
+    )
+    anna = await sign_in("anna")
+    for sent in (str(ticket), str(foreign), "12abc", ""):
+        answer = await anna.post_form(f"/customers/{customer}/call", {"ticket_id": sent})
+        assert answer.status == 200, await answer.text()
+    await desk.bus.drain()
+    # Another customer's ticket (or nonsense) is ignored: the call is still placed, unlinked.
+    assert [(r.number, r.ticket_id) for r in desk.published] == [
+        ("+79161234567", ticket),
+        ("+79161234567", None),
+        ("+79161234567", None),
+        ("+79161234567", None),
+    ]
+
+
+async def test_the_call_button_of_a_tickets_thread_works_in_the_browser(
+    desk: Desk, browser_page, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    customer = await make_customer(sessions, "Пётр", phone="+79161234567")
+    _, ticket = await make_call(sessions, customer, outcome=CallOutcome.ANSWERED)
+    page, seen = browser_page
+    base = str(desk.server.make_url("/")).rstrip("/")
+    await page.goto(base + "/login")
+    await page.fill("input[name=username]", "anna")
+    await page.fill("input[name=password]", "password-anna")
+    await page.click("button[type=submit]")
+    await page.wait_for_url(base + "/agent")
+
+    await page.goto(f"{base}/customers/{customer}")
+    form = page.locator(f"#ticket-{ticket} form.ticket-call")
+    await form.locator("button").click()
+    await page.wait_for_function(
+        "selector => document.querySelector(selector).textContent !== ''",
+        arg=f"#ticket-{ticket} form.ticket-call output",
+    )
+    assert await form.locator("output").inner_text() == (
+        "Звоним: сначала зазвонит ваш телефон, затем клиент."
+    )
+    assert page.url == f"{base}/customers/{customer}"  # answered in place, no JSON page
+    await desk.bus.drain()
+    [request] = desk.published
+    assert (request.agent_endpoint, request.number, request.ticket_id) == (
+        "PJSIP/1001",
+        "+79161234567",
+        ticket,
+    )
+    seen.assert_inert()

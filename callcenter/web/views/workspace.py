@@ -111,6 +111,7 @@ async def pending_wrapups(db: AsyncSession, user: User) -> list[dict[str, Any]]:
         {
             "interaction_id": call.interaction_id,
             "customer_id": interaction.customer_id,
+            "ticket_id": interaction.ticket_id,
             "caller_number": call.caller_number,
             "started_at": call.started_at,
             "talk_seconds": call.talk_seconds,
@@ -301,6 +302,15 @@ def recording_file(settings: Settings, stored: str) -> Path | None:
     return path
 
 
+async def _calling_about(db: AsyncSession, raw: str, customer_id: int) -> int | None:
+    """The ticket a click-to-call is made from: one of this customer's, else none (a stale
+    page, or another customer's ticket, is ignored rather than refusing the call)."""
+    if not raw.isdigit():
+        return None
+    ticket = await db.get(Ticket, int(raw))
+    return ticket.id if ticket is not None and ticket.customer_id == customer_id else None
+
+
 @routes.post(r"/customers/{customer_id:\d+}/call")
 @allow(*EVERYONE)
 async def call_customer(request: web.Request) -> web.Response:
@@ -313,10 +323,12 @@ async def call_customer(request: web.Request) -> web.Response:
     if not user.sip_endpoint:
         return _error(t, "calls.no_endpoint", 400)
     customer_id = int(request.match_info["customer_id"])
-    number = (await _form(request)).get("number", "")
+    form = await _form(request)
+    number = form.get("number", "")
     async with request.app[SESSIONS]() as db:
         if await db.get(Customer, customer_id) is None:
             return _error(t, "errors.not_found", 404)
+        ticket_id = await _calling_about(db, form.get("ticket_id", ""), customer_id)
         phones = list(
             await db.scalars(
                 select(Identity.value).where(
@@ -329,8 +341,8 @@ async def call_customer(request: web.Request) -> web.Response:
     if number not in phones:
         number = phones[0]  # only the customer's own numbers are dialled
     try:
-        request_id = await dialer.call(user.sip_endpoint, number, user.id)
+        request_id = await dialer.call(user.sip_endpoint, number, user.id, ticket_id)
     except ValueError as exc:
         return _error(t, "wallboard.bad_input", 400, detail=str(exc))
-    log.info("%s: click-to-call customer %s", user.username, customer_id)
+    log.info("%s: click-to-call customer %s (ticket %s)", user.username, customer_id, ticket_id)
     return web.json_response({"ok": True, "request_id": request_id, "message": t("calls.dialing")})

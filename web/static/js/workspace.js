@@ -97,7 +97,10 @@
 
   for (const button of document.querySelectorAll("button.dial")) {
     button.addEventListener("click", async function () {
-      const result = await post(button.dataset.action, { number: button.dataset.number || "" });
+      const result = await post(button.dataset.action, {
+        number: button.dataset.number || "",
+        ticket_id: button.dataset.ticket || "",
+      });
       say(message, result);
     });
   }
