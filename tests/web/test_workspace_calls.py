@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestServer
+from playwright.async_api import Page
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -261,17 +262,23 @@ async def test_without_telephony_the_page_says_so_and_actions_are_refused_clearl
     assert "Телефония не подключена" in (await paused.json())["error"]
 
 
-async def test_the_wrap_up_form_and_status_bar_work_in_the_browser(
-    desk: Desk, browser_page, sessions: async_sessionmaker[AsyncSession], staff: dict[str, User]
-) -> None:
-    call, _ = await answered_call(sessions, staff["anna"])
-    page, seen = browser_page
+async def _anna_in_the_browser(desk: Desk, page: Page) -> str:
+    """Sign Anna in (she lands on /agent); the server's base URL."""
     base = str(desk.server.make_url("/")).rstrip("/")
     await page.goto(base + "/login")
     await page.fill("input[name=username]", "anna")
     await page.fill("input[name=password]", "password-anna")
     await page.click("button[type=submit]")
     await page.wait_for_url(base + "/agent")
+    return base
+
+
+async def test_the_wrap_up_form_and_status_bar_work_in_the_browser(
+    desk: Desk, browser_page, sessions: async_sessionmaker[AsyncSession], staff: dict[str, User]
+) -> None:
+    call, _ = await answered_call(sessions, staff["anna"])
+    page, seen = browser_page
+    await _anna_in_the_browser(desk, page)
     assert await page.locator("#status-state").inner_text() == "свободен"
 
     await page.select_option("#pause-reason", "Обед")
@@ -323,12 +330,7 @@ async def test_the_call_button_of_a_tickets_thread_works_in_the_browser(
     customer = await make_customer(sessions, "Пётр", phone="+79161234567")
     _, ticket = await make_call(sessions, customer, outcome=CallOutcome.ANSWERED)
     page, seen = browser_page
-    base = str(desk.server.make_url("/")).rstrip("/")
-    await page.goto(base + "/login")
-    await page.fill("input[name=username]", "anna")
-    await page.fill("input[name=password]", "password-anna")
-    await page.click("button[type=submit]")
-    await page.wait_for_url(base + "/agent")
+    base = await _anna_in_the_browser(desk, page)
 
     await page.goto(f"{base}/customers/{customer}")
     form = page.locator(f"#ticket-{ticket} form.ticket-call")
