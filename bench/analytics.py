@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -32,6 +31,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from _common import load
 from sqlalchemy import func, select, text
 
 from callcenter.analytics.cells import cells
@@ -48,10 +48,6 @@ from callcenter.analytics.refresh import (
 from callcenter.automation.models import SurveyAnswer
 from callcenter.db import create_engine, session_factory
 from callcenter.web.i18n import translator
-
-
-def load() -> str:
-    return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
 async def timed(run: Callable[[], Awaitable[Any]], rounds: int) -> tuple[float, float]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
-import os
 import random
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from _common import load
 from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -171,10 +171,6 @@ async def run_baseline(url: str, batch: list[tuple[int, str]]) -> float:
     elapsed = time.perf_counter() - started
     await engine.dispose()
     return elapsed
-
-
-def load() -> str:
-    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 async def main() -> None:
