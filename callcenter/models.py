@@ -211,6 +211,9 @@ class Queue(Base):
     display_name: Mapped[str] = mapped_column(String(200), default="")
     service_level_seconds: Mapped[int] = mapped_column(Integer, default=20)
     abandoned_in_service_level: Mapped[bool] = mapped_column(Boolean, default=False)
+    inbound_number: Mapped[str | None] = mapped_column(String(15), unique=True, default=None)
+    """The dialled number (DID, digits only) whose trunk calls this queue takes; None: calls
+    reach it only through the dialplan (``support`` takes every number no queue has)."""
     # The Asterisk side, written to queues_managed.conf for queues created on /admin/queues
     # (managed); the shipped support and sales stay in queues.conf and ignore these.
     managed: Mapped[bool] = mapped_column(Boolean, default=False)

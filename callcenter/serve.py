@@ -31,7 +31,12 @@ from callcenter.channels.telephony.dialler import (
     dialled_by,
 )
 from callcenter.channels.telephony.fastagi import run_agi_server
-from callcenter.channels.telephony.queueconf import LiveQueueSettings, QueueApplier
+from callcenter.channels.telephony.queueconf import (
+    LiveQueueSettings,
+    QueueApplier,
+    ReapplyAtLogin,
+)
+from callcenter.channels.telephony.routing import QueueNumbers
 from callcenter.channels.telephony.servers import (
     SideBySide,
     ami_servers,
@@ -67,7 +72,7 @@ from callcenter.web.presence import KIND as PRESENCE_KIND
 from callcenter.web.presence import Presence
 from callcenter.web.streams import Hub
 from callcenter.web.views.callbacks import push_callback_changes
-from callcenter.web.views.queues_admin import LIVE_QUEUES, QUEUE_APPLIER
+from callcenter.web.views.queues_admin import LIVE_QUEUES, QUEUE_APPLIER, QUEUE_NUMBERS
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +115,14 @@ async def serve(settings: Settings, host: str, port: int, stop: asyncio.Event) -
         senders: list[Sender] = [WebhookSender(http), SignedWebhookSender(http, sessions)]
         if crm is not None:
             senders.append(CrmSender(crm, sessions))
+        numbers = QueueNumbers(sessions)  # the lookup's, reloaded by /admin/queues on a save
+        app[QUEUE_NUMBERS] = numbers
         components = [
             web_component(app, host, port),
             Component("automation", functools.partial(run_automation, settings, sessions, bus)),
-            Component("fastagi", functools.partial(run_agi_server, settings, sessions)),
+            Component(
+                "fastagi", functools.partial(run_agi_server, settings, sessions, numbers=numbers)
+            ),
             Component("classifier", LiveDictionary(sessions).run),
             database_probe(engine),
             Component("analytics", Refresher(sessions, settings.timezone).run),
@@ -154,7 +163,10 @@ async def serve(settings: Settings, host: str, port: int, stop: asyncio.Event) -
             app[LIVE_QUEUES] = LiveQueueSettings([t.state for t in services])
             if settings.queues_config_path:  # every server reads the same file
                 path = Path(settings.queues_config_path)
-                app[QUEUE_APPLIER] = QueueApplier(path, [t.ami for t in services])
+                applier = QueueApplier(path, [t.ami for t in services])
+                app[QUEUE_APPLIER] = applier
+                reapply = ReapplyAtLogin(sessions, applier, [t.ami for t in services])
+                components.append(Component("queues-apply", reapply.run))
             for service in services:
                 name = f"telephony:{service.server.name}" if several else "telephony"
                 health_name = service.server.health_name

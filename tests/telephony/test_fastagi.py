@@ -22,8 +22,9 @@ from callcenter.channels.telephony.fastagi import (
     lookup_route,
     run_agi_server,
 )
-from callcenter.channels.telephony.lookup import lookup_caller, sanitize_name
+from callcenter.channels.telephony.lookup import CallerInfo, lookup_caller, sanitize_name
 from callcenter.channels.telephony.pbxconfig import free_port
+from callcenter.channels.telephony.routing import QueueNumbers
 from callcenter.config import Settings
 from callcenter.db import unit_of_work
 from callcenter.domain.customers import attach_identity, create_customer
@@ -35,6 +36,7 @@ from callcenter.models import (
     Direction,
     IdentityKind,
     Interaction,
+    Queue,
     Role,
     Ticket,
     TicketStatus,
@@ -211,9 +213,10 @@ async def agi_session(port: int, headers: bytes) -> list[str]:
     return commands
 
 
-def env(number: str, name: str = "", route: str = "lookup") -> bytes:
+def env(number: str, name: str = "", route: str = "lookup", dialled: str = "") -> bytes:
     lines = [
         "agi_network: yes",
+        f"agi_arg_1: {dialled}",
         f"agi_network_script: {route}",
         "agi_request: agi://127.0.0.1/lookup",
         "agi_channel: PJSIP/trunk-00000001",
@@ -235,6 +238,76 @@ async def test_lookup_route_sets_quoted_variables(agi_server, sessions) -> None:
         f'EXEC MSet "CC_CUSTOMER_ID={customer.id},CC_LANGUAGE=ru,CC_QUEUE_PRIO=1,'
         r'CALLERID(name)=img src=x onerror=alert\\(1\\)"',
     ]
+
+
+async def test_the_dialled_number_names_the_queue_in_the_same_command(sessions) -> None:
+    async with unit_of_work(sessions) as session:
+        session.add(Queue(name="billing", inbound_number="74957654321"))
+        session.add(Queue(name="sales"))
+    numbers = QueueNumbers(sessions)
+    await numbers.refresh()
+
+    class Lookups:
+        async def lookup(self, number: str, name: str = "") -> CallerInfo:
+            return CallerInfo(display_name=name)
+
+    server = FastAgiServer({"lookup": lookup_route(Lookups(), numbers)}, port=0)  # type: ignore[arg-type]
+    await server.start()
+    try:
+        for dialled in ("74957654321", "+74957654321"):
+            commands = await agi_session(server.port, env("", "Анна", dialled=dialled))
+            assert commands == [
+                'EXEC MSet "CC_CUSTOMER_ID=unknown,CC_QUEUE_PRIO=0,CALLERID(name)=Анна,'
+                'CC_QUEUE=billing"'
+            ]
+        # No number, another number, a number with junk: no CC_QUEUE (the dialplan's support).
+        for dialled in ("", "74951234567", "74957654321;x", "84957654321"):
+            commands = await agi_session(server.port, env("", "Анна", dialled=dialled))
+            assert commands == [
+                'EXEC MSet "CC_CUSTOMER_ID=unknown,CC_QUEUE_PRIO=0,CALLERID(name)=Анна"'
+            ]
+    finally:
+        await server.stop()
+
+
+async def test_a_failed_caller_lookup_still_routes_by_the_dialled_number(sessions) -> None:
+    async with unit_of_work(sessions) as session:
+        session.add(Queue(name="billing", inbound_number="74957654321"))
+    numbers = QueueNumbers(sessions)
+    await numbers.refresh()
+
+    class Broken:
+        async def lookup(self, number: str, name: str = "") -> CallerInfo:
+            raise OSError("database down")
+
+    server = FastAgiServer({"lookup": lookup_route(Broken(), numbers)}, port=0)  # type: ignore[arg-type]
+    await server.start()
+    try:
+        commands = await agi_session(server.port, env(CUSTOMER_NUMBER, dialled="74957654321"))
+    finally:
+        await server.stop()
+    assert commands == ['EXEC MSet "CC_CUSTOMER_ID=unknown,CC_QUEUE=billing"']
+
+
+async def test_queue_numbers_follow_the_table_and_keep_the_last_good_map(sessions) -> None:
+    numbers = QueueNumbers(sessions)
+    await numbers.refresh()
+    assert numbers.queue_for("74957654321") == ""
+    async with unit_of_work(sessions) as session:
+        session.add(Queue(name="billing", inbound_number="74957654321"))
+        session.add(Queue(name="Bad Name;x", inbound_number="74950000000"))  # never from the UI
+    await numbers.refresh()
+    assert numbers.queue_for("+74957654321") == "billing"
+    assert numbers.queue_for("74950000000") == ""  # not a queue name: never handed out
+    assert numbers.queue_for("7495765432") == ""
+
+    class Down:
+        def __call__(self) -> object:
+            raise OSError("database down")
+
+    numbers._sessions = Down()  # type: ignore[assignment]
+    await numbers.refresh()
+    assert numbers.queue_for("74957654321") == "billing"
 
 
 @pytest.mark.parametrize(
@@ -495,3 +568,68 @@ async def test_a_stranger_is_unknown_and_keeps_the_network_name(
     assert join.headers["CallerIDName"] == "Иван Петров"
     assert chanvars(join)["CC_CUSTOMER_ID"] == "unknown"
     assert chanvars(join)["CC_QUEUE_PRIO"] == "0"
+
+
+@pytest.fixture
+async def routed_agi(
+    pbx: Pbx, ami: Ami, lookups: CallerLookups, sessions
+) -> AsyncIterator[QueueNumbers]:
+    """The FastAGI server with queue numbers; agent 1001 alone available, in support and
+    (logged in for the test) in sales."""
+    for interface, paused in (("PJSIP/1001", "false"), ("PJSIP/1002", "true")):
+        response = await ami.client.send_action(
+            {"Action": "QueuePause", "Queue": "support", "Interface": interface, "Paused": paused}
+        )
+        assert response.ok, response.headers
+    added = await ami.client.send_action(
+        {"Action": "QueueAdd", "Queue": "sales", "Interface": "PJSIP/1001"}, as_list=False
+    )
+    assert added.ok, added.headers
+    numbers = QueueNumbers(sessions)
+    route = lookup_route(lookups, numbers)
+    server = FastAgiServer({"lookup": route}, port=pbx.process.settings.agi_port)
+    await server.start()
+    try:
+        yield numbers
+    finally:
+        await server.stop()
+        await ami.client.send_action(
+            {"Action": "QueueRemove", "Queue": "sales", "Interface": "PJSIP/1001"}, as_list=False
+        )
+
+
+async def call_number(pbx: Pbx, start_sipp, dialled: str) -> None:
+    agent_phone = await start_sipp("agent_answer.xml", pbx.agent_ports["1001"], "-d", "300")
+    customer = await start_sipp(
+        "customer_call.xml",
+        free_port(socket.SOCK_DGRAM),
+        "-s", dialled, "-d", "1500", f"127.0.0.1:{pbx.process.sip_port}",
+    )  # fmt: skip
+    for process in (customer, agent_phone):
+        code, report = await process.finish()
+        assert code == 0, report
+
+
+@pytest.mark.asterisk
+@pg_only
+async def test_the_dialled_number_picks_the_queue_and_anything_else_goes_to_support(
+    pbx, ami, routed_agi: QueueNumbers, sessions, start_sipp
+) -> None:
+    async with unit_of_work(sessions) as session:
+        session.add(Queue(name="sales", inbound_number="74957654321"))
+        # Saved on the screen but never loaded by Asterisk: its callers are not lost.
+        session.add(Queue(name="ghost", inbound_number="74950000001"))
+    await routed_agi.refresh()
+
+    for dialled, queue in (
+        ("+74957654321", "sales"),
+        (OUR_NUMBER, "support"),
+        ("74950000001", "support"),
+    ):
+        since = ami.log.mark()
+        await call_number(pbx, start_sipp, dialled)
+        [join] = await ami.log.wait_for(since, "QueueCallerJoin", CallerIDNum=CUSTOMER_NUMBER)
+        assert join.headers["Queue"] == queue, dialled
+        await ami.log.wait_for(
+            since, "AgentConnect", Queue=queue, Linkedid=join.headers["Linkedid"]
+        )

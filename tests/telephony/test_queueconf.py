@@ -3,18 +3,26 @@ config lines or sections; the file is replaced in one piece."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.channels.telephony.pbxconfig import PbxSettings, render
 from callcenter.channels.telephony.queueconf import (
     LiveQueueSettings,
     Member,
+    QueueApplier,
     QueueConfigError,
     QueueDefinition,
+    ReapplyAtLogin,
     check_name,
+    inbound_number,
     member_name,
     parse_int,
     reload_action,
@@ -25,7 +33,7 @@ from callcenter.channels.telephony.queueconf import (
     write_atomically,
 )
 from callcenter.channels.telephony.state import LiveState, QueueSettings
-from callcenter.models import Queue
+from callcenter.models import Queue, QueueMember
 
 HOSTILE_NAMES = [
     "",
@@ -218,3 +226,86 @@ def test_staff_names_are_made_safe_for_member_lines(name: str, written: str) -> 
     assert member_name(name) == written
     text = render_queues([QueueDefinition("vip", members=(Member("PJSIP/1001", 0, written),))])
     assert text.splitlines()[-1] == f"member => PJSIP/1001,0,{written}"
+
+
+class LoginAmi:
+    """An AMI connection as ReapplyAtLogin sees it: logins counted, actions answered."""
+
+    def __init__(self) -> None:
+        self.connected = False
+        self.logins = 0
+        self.ok = True
+        self.actions: list[dict[str, str]] = []
+
+    async def send_action(self, action: Mapping[str, str], **_: Any) -> Any:
+        self.actions.append(dict(action))
+        return SimpleNamespace(ok=self.ok, headers={"Message": "" if self.ok else "refused"})
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(10):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def test_every_ami_login_rewrites_the_managed_file_and_reloads_all_queues(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    """A save that Asterisk did not take ("saved, not applied") reaches it at serve's start
+    and after each reconnect; a failed re-apply is tried again."""
+    async with sessions() as db, db.begin():
+        queue = Queue(name="billing", managed=True, strategy="ringall")
+        queue.members = [QueueMember(interface="PJSIP/1001", penalty=1, member_name="Anna")]
+        db.add_all([queue, Queue(name="support")])
+    path = tmp_path / "queues_managed.conf"
+    ami = LoginAmi()
+    reapply = ReapplyAtLogin(sessions, QueueApplier(path, [ami]), [ami], interval=0.01)
+    stop = asyncio.Event()
+    task = asyncio.create_task(reapply.run(stop))
+    try:
+        await asyncio.sleep(0.05)
+        assert ami.actions == [] and not path.exists()  # not connected: nothing to reload
+        ami.connected, ami.logins = True, 1
+        await until(lambda: reapply.applied == 1)
+        assert sections(path.read_text()) == {"billing"}  # support stays queues.conf's
+        assert "member => PJSIP/1001,1,Anna" in path.read_text()
+        assert ami.actions == [{"Action": "QueueReload", "Members": "yes", "Parameters": "yes"}]
+
+        path.unlink()
+        ami.ok, ami.logins = False, 2  # Asterisk restarted and refuses at first
+        await until(lambda: len(ami.actions) >= 3)
+        assert reapply.applied == 1
+        ami.ok = True
+        await until(lambda: reapply.applied == 2)
+        assert sections(path.read_text()) == {"billing"}
+        await asyncio.sleep(0.05)
+        assert reapply.applied == 2  # once per login
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+
+@pytest.mark.parametrize(
+    ("text", "digits"),
+    [
+        ("+7 (495) 765-43-21", "74957654321"),
+        ("8.800.555", "8800555"),
+        ("100", "100"),
+        ("  ", None),
+    ],
+)
+def test_inbound_numbers_are_kept_as_the_digits_the_trunk_sends(
+    text: str, digits: str | None
+) -> None:
+    assert inbound_number(text) == digits
+
+
+@pytest.mark.parametrize("text", ["12", "1" * 16, "++7495", "7495\n1234", "7495,1", "s", "+"])
+def test_anything_else_is_no_inbound_number(text: str) -> None:
+    with pytest.raises(ValueError):
+        inbound_number(text)
+
+
+def test_a_reload_of_every_queue_names_none() -> None:
+    assert reload_action(None) == {"Action": "QueueReload", "Members": "yes", "Parameters": "yes"}
+    assert reload_action("billing")["Queue"] == "billing"

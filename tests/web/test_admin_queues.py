@@ -15,13 +15,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.channels.telephony.queueconf import LiveQueueSettings, QueueApplier, sections
+from callcenter.channels.telephony.routing import QueueNumbers
 from callcenter.channels.telephony.state import QueueSettings
 from callcenter.config import Settings
 from callcenter.health import HealthRegistry
 from callcenter.models import AuditLog, Queue, QueueMember, User
 from callcenter.web.app import create_app
 from callcenter.web.keys import WALLBOARD
-from callcenter.web.views.queues_admin import LIVE_QUEUES, QUEUE_APPLIER
+from callcenter.web.views.queues_admin import LIVE_QUEUES, QUEUE_APPLIER, QUEUE_NUMBERS
 from tests.web.conftest import SESSION_KEY
 from tests.web.helpers import HTML, Visitor
 
@@ -78,7 +79,7 @@ async def site(
     visitors: list[Visitor] = []
 
     async def start(
-        wallboard: Any = None, applier: Any = None, live: Any = None
+        wallboard: Any = None, applier: Any = None, live: Any = None, numbers: Any = None
     ) -> Callable[[str], Awaitable[Visitor]]:
         settings = Settings(database_url=database_url, session_key=SESSION_KEY, data_dir=tmp_path)
         app = create_app(settings, health=HealthRegistry())
@@ -88,6 +89,8 @@ async def site(
             app[QUEUE_APPLIER] = applier
         if live is not None:
             app[LIVE_QUEUES] = live
+        if numbers is not None:
+            app[QUEUE_NUMBERS] = numbers
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()
         started.append(server)
@@ -180,6 +183,11 @@ async def test_admin_creates_a_queue_with_members_and_it_is_audited(
         ({"member": "PJSIP/1001\nmember => PJSIP/6666"}, "members", "указан неверно"),
         ({"penalty:PJSIP/1001": "500"}, "members", "вне допустимых"),
         ({"member": "PJSIP/1004"}, "members", "указан неверно"),  # no staff account's phone
+        ({"inbound_number": "12"}, "inbound_number", "от 3 до 15 цифр"),
+        ({"inbound_number": "1" * 16}, "inbound_number", "от 3 до 15 цифр"),
+        ({"inbound_number": "7495;1234"}, "inbound_number", "от 3 до 15 цифр"),
+        ({"inbound_number": "+7 495 ABC"}, "inbound_number", "от 3 до 15 цифр"),
+        ({"inbound_number": "++74951234567"}, "inbound_number", "от 3 до 15 цифр"),
     ],
 )
 async def test_bad_input_is_refused_with_the_error_next_to_its_field(
@@ -442,3 +450,46 @@ async def test_a_member_whose_account_was_deactivated_may_stay_but_not_be_added_
     assert saved is not None and [m.interface for m in saved.members] == ["PJSIP/1001"]
     other = await root.post_form("/admin/queues", {**NEW, "name": "vip"})  # anna's phone
     assert other.status == 400 and 'id="error-members"' in await other.text()
+
+
+async def test_a_queues_inbound_number_is_stored_as_digits_unique_and_routes_at_once(
+    site: Callable[..., Awaitable[SignIn]],
+    sessions: async_sessionmaker[AsyncSession],
+    support: Queue,
+) -> None:
+    numbers = QueueNumbers(sessions, interval=3600)  # only a save reloads it here
+    root = await (await site(numbers=numbers))("root")
+    created = await root.post_form("/admin/queues", {**NEW, "inbound_number": "+7 (495) 765-43-21"})
+    assert created.status == 303
+    billing = await _queue(sessions, "billing")
+    assert billing is not None and billing.inbound_number == "74957654321"
+    assert numbers.queue_for("+74957654321") == "billing"
+    page = await _page(root, "/admin/queues")
+    assert "<code>74957654321</code>" in page
+    [entry] = await _audit(sessions)
+    assert entry.details["inbound_number"] == "74957654321"
+
+    # One number, one queue: refused on a new queue and on another queue's page.
+    taken = await root.post_form(
+        "/admin/queues", {**NEW, "name": "refunds", "inbound_number": "74957654321"}
+    )
+    assert taken.status == 400 and "уже у другой очереди" in await taken.text()
+    assert await _queue(sessions, "refunds") is None
+    form = {"display_name": "Поддержка", "service_level_seconds": "20"}
+    refused = await root.post_form(
+        f"/admin/queues/{support.id}", {**form, "inbound_number": "+74957654321"}
+    )
+    assert refused.status == 400 and "уже у другой очереди" in await refused.text()
+    # A queue of queues.conf takes a number too; the queue's own number is no conflict.
+    own = {**NEW, "inbound_number": "74957654321"}
+    assert (await root.post_form(f"/admin/queues/{billing.id}", own)).status == 303
+    saved = await root.post_form(f"/admin/queues/{support.id}", {**form, "inbound_number": "8800"})
+    assert saved.status == 303
+    assert numbers.queue_for("8800") == "support"
+
+    # A blank field takes the number away: its calls go to the default queue again.
+    cleared = await root.post_form(f"/admin/queues/{billing.id}", {**NEW, "inbound_number": ""})
+    assert cleared.status == 303
+    billing = await _queue(sessions, "billing")
+    assert billing is not None and billing.inbound_number is None
+    assert numbers.queue_for("74957654321") == ""

@@ -31,6 +31,7 @@ from callcenter.channels.telephony.lookup import (
     lookup_caller,
     sanitize_name,
 )
+from callcenter.channels.telephony.routing import QueueNumbers
 from callcenter.config import Settings
 from callcenter.db import create_engine, session_factory
 
@@ -345,33 +346,46 @@ async def _prepare_lookup(conn: asyncpg.Connection) -> None:
     await conn.fetchrow(LOOKUP_SQL_POSTGRESQL, "")
 
 
-def lookup_route(lookups: CallerLookups, deadline: float = 1.0) -> Handler:
-    """``lookup``: set CC_CUSTOMER_ID, CALLERID(name), CC_LANGUAGE, CC_QUEUE_PRIO and
-    CC_PREFERRED_AGENT from the caller number. A database that does not answer within
-    ``deadline`` seconds leaves the caller unknown rather than holding the call."""
+def lookup_route(
+    lookups: CallerLookups, numbers: QueueNumbers | None = None, deadline: float = 1.0
+) -> Handler:
+    """``lookup[,dialled]``: set CC_CUSTOMER_ID, CALLERID(name), CC_LANGUAGE, CC_QUEUE_PRIO
+    and CC_PREFERRED_AGENT from the caller number, and CC_QUEUE (unset: the dialplan's
+    default) from the dialled number, the AGI's first argument. A database that does not
+    answer within ``deadline`` seconds leaves the caller unknown rather than holding the call;
+    the queue comes from memory either way."""
 
     async def lookup(request: AgiRequest) -> None:
         number = request.env.get("agi_callerid", "")
         name = request.env.get("agi_calleridname", "")
+        queue = numbers.queue_for(request.env.get("agi_arg_1", "")) if numbers else ""
         try:
             async with asyncio.timeout(deadline):
                 info = await lookups.lookup(number, name)
         except Exception as exc:  # the call must go on whatever the database does
             log.warning("lookup of a caller failed: %r", exc)
-            await request.set_variable("CC_CUSTOMER_ID", UNKNOWN)
+            await request.set_variables({"CC_CUSTOMER_ID": UNKNOWN, "CC_QUEUE": queue})
             return
-        await request.set_variables(info.variables())
+        await request.set_variables({**info.variables(), "CC_QUEUE": queue})
 
     return lookup
 
 
 async def run_agi_server(
-    settings: Settings, sessions: async_sessionmaker[AsyncSession], stop: asyncio.Event
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    stop: asyncio.Event,
+    numbers: QueueNumbers | None = None,
 ) -> None:
     """Serve the FastAGI routes until ``stop`` is set (``callcenter agi``), on the database
-    behind ``sessions`` through an engine of the server's own (see `CallerLookups`)."""
+    behind ``sessions`` through an engine of the server's own (see `CallerLookups`).
+    ``numbers``: the queues' dialled numbers, shared with the admin pages that reload them
+    (serve); reloaded here every few seconds all the same."""
     lookups = CallerLookups(sessions.kw["bind"].url, settings.default_region)
-    server = FastAgiServer({"lookup": lookup_route(lookups)}, settings.agi_host, settings.agi_port)
+    numbers = numbers or QueueNumbers(sessions)
+    route = lookup_route(lookups, numbers)
+    server = FastAgiServer({"lookup": route}, settings.agi_host, settings.agi_port)
+    refresher = asyncio.create_task(numbers.run(stop))
     try:
         await server.start()
         try:
@@ -381,6 +395,9 @@ async def run_agi_server(
             log.warning("FastAGI: no database connection yet (%s)", exc)
         await stop.wait()
     finally:
+        refresher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refresher
         await server.stop()
         await lookups.dispose()
 

@@ -20,6 +20,8 @@ queue, a vanished one is removed, and static members are replaced while agents w
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import re
 import tempfile
@@ -28,9 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from callcenter.channels.telephony.pbxconfig import CONFIG_DIR
 from callcenter.channels.telephony.state import QueueSettings
 from callcenter.models import Queue
+
+log = logging.getLogger(__name__)
 
 TEMPLATE = "queue-common"
 STRATEGIES = ("ringall", "leastrecent", "fewestcalls", "random", "rrmemory", "linear", "wrandom")
@@ -39,6 +47,7 @@ MAX_MEMBERS = 200
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _INTERFACE = re.compile(r"PJSIP/[A-Za-z0-9_-]{1,40}")
+_NUMBER = re.compile(r"[0-9]{3,15}")
 _SECTION = re.compile(r"^\s*\[([^\]]+)\]", re.M)
 # Member names go between commas of ``member =>``; config syntax and control characters out.
 _UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f,;\[\]\\\"=]")
@@ -125,6 +134,21 @@ def validate(queue: QueueDefinition) -> None:
         raise QueueConfigError(errors)
 
 
+def inbound_number(text: str) -> str | None:
+    """A queue's dialled number as the trunk sends it, digits only: the form may add a
+    leading ``+``, spaces, dashes, dots and brackets. None for a blank field; ValueError when
+    it is not 3 to 15 digits (the numbers the dialplan's ``from-trunk`` accepts). No country
+    rules: the number is matched exactly as the provider dials it (``+7495...`` and
+    ``7495...`` are the same, ``8495...`` is another)."""
+    text = text.strip()
+    if not text:
+        return None
+    digits = re.sub(r"[ ().-]", "", text.removeprefix("+"))
+    if not _NUMBER.fullmatch(digits):
+        raise ValueError(text)
+    return digits
+
+
 def member_name(text: str) -> str:
     """A staff member's name as a ``member =>`` line can carry it (config syntax removed)."""
     return " ".join(_UNSAFE_TEXT.sub(" ", text).split())[:80]
@@ -200,10 +224,14 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def reload_action(queue: str) -> dict[str, str]:
+def reload_action(queue: str | None) -> dict[str, str]:
+    """QueueReload of one queue, or of every queue (None: new, changed and vanished ones)."""
+    action = {"Action": "QueueReload", "Members": "yes", "Parameters": "yes"}
+    if queue is None:
+        return action
     if not _NAME.fullmatch(queue) or queue in RESERVED:
         raise ValueError(f"not a queue name: {queue!r}")
-    return {"Action": "QueueReload", "Queue": queue, "Members": "yes", "Parameters": "yes"}
+    return {**action, "Queue": queue}
 
 
 class ActionSender(Protocol):
@@ -229,19 +257,93 @@ class QueueApplier:
         """Sections of the queues.conf beside the managed file: names a new queue may not take."""
         return shipped_sections(self.path.with_name("queues.conf"))
 
-    async def apply(self, queues: Sequence[QueueDefinition], changed: str) -> None:
+    @property
+    def amis(self) -> Sequence[ActionSender]:
+        return self._amis
+
+    async def apply(
+        self,
+        queues: Sequence[QueueDefinition],
+        changed: str | None,
+        amis: Sequence[ActionSender] | None = None,
+    ) -> None:
+        """Write ``queues`` and reload ``changed`` (None: every queue) on ``amis`` (default:
+        all of them)."""
         try:
             write_atomically(self.path, render_queues(queues))
         except OSError as exc:  # Asterisk's config directory not writable here, or full
             raise ApplyError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
         action = reload_action(changed)
-        for ami in self._amis:
+        for ami in self._amis if amis is None else amis:
             try:
                 response = await ami.send_action(action, timeout=self._timeout, as_list=False)
             except (ConnectionError, TimeoutError) as exc:
                 raise ApplyError(str(exc) or type(exc).__name__) from exc
             if not response.ok:
                 raise ApplyError(response.headers.get("Message") or "refused")
+
+
+def definition_of(queue: Queue) -> QueueDefinition:
+    """What queues_managed.conf says about a managed row of the queues table."""
+    return QueueDefinition(
+        name=queue.name,
+        strategy=queue.strategy,
+        ring_timeout_seconds=queue.ring_timeout_seconds,
+        wrapup_seconds=queue.wrapup_seconds,
+        max_callers=queue.max_callers,
+        service_level_seconds=queue.service_level_seconds,
+        members=tuple(Member(m.interface, m.penalty, m.member_name) for m in queue.members),
+    )
+
+
+class Connection(ActionSender, Protocol):
+    @property
+    def connected(self) -> bool: ...
+
+    logins: int
+
+
+class ReapplyAtLogin:
+    """Writes every managed queue and reloads all queues whenever an AMI connection logs in
+    (serve's start, Asterisk's restart, a reconnect): a save that was "not applied" because
+    Asterisk was away reaches it, and a restarted Asterisk has the current file."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        applier: QueueApplier,
+        amis: Sequence[Connection],
+        interval: float = 1.0,
+    ) -> None:
+        self._sessions = sessions
+        self._applier = applier
+        self._amis = amis
+        self.interval = interval
+        self.applied = 0
+        """Completed re-applies (one per login of each connection)."""
+
+    async def apply(self, ami: Connection) -> bool:
+        try:
+            async with self._applier.lock, self._sessions() as db:
+                managed = await db.scalars(select(Queue).where(Queue.managed.is_(True)))
+                await self._applier.apply([definition_of(q) for q in managed], None, [ami])
+        except (ApplyError, SQLAlchemyError, OSError) as exc:
+            log.warning("managed queues not re-applied after an AMI login: %s", exc)
+            return False
+        self.applied += 1
+        log.info("managed queues re-applied (AMI login %d)", ami.logins)
+        return True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Until ``stop``: re-apply once per new login (retried while it fails)."""
+        seen = [0] * len(self._amis)
+        while not stop.is_set():
+            for i, ami in enumerate(self._amis):
+                logins = ami.logins
+                if logins != seen[i] and ami.connected and await self.apply(ami):
+                    seen[i] = logins
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.interval)
 
 
 def settings_of(queue: Queue) -> QueueSettings:

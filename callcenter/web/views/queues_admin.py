@@ -24,11 +24,14 @@ from callcenter.channels.telephony.queueconf import (
     QueueConfigError,
     QueueDefinition,
     check_name,
+    definition_of,
+    inbound_number,
     member_name,
     parse_int,
     shipped_sections,
     validate,
 )
+from callcenter.channels.telephony.routing import QueueNumbers
 from callcenter.db import unit_of_work
 from callcenter.domain.audit import record
 from callcenter.models import Queue, QueueMember, Role, User
@@ -44,12 +47,15 @@ QUEUE_APPLIER = web.AppKey("queue_applier", QueueApplier)
 """Present when serve knows Asterisk's config directory (queues_config_path) and runs AMI."""
 LIVE_QUEUES = web.AppKey("live_queue_settings", LiveQueueSettings)
 """Present when serve runs telephony: saved service levels reach the wallboard at once."""
+QUEUE_NUMBERS = web.AppKey("queue_numbers", QueueNumbers)
+"""Present when serve runs the FastAGI lookup: a saved number routes calls at once."""
 
 NOTICES = frozenset({"saved", "applied", "not_applied", "apply_failed"})
 FIELDS = ("strategy", "ring_timeout_seconds", "wrapup_seconds", "max_callers")
 BLANK_FORM: dict[str, Any] = {
     "name": "",
     "display_name": "",
+    "inbound_number": None,
     "service_level_seconds": 20,
     "abandoned_in_service_level": False,
     "strategy": "rrmemory",
@@ -79,18 +85,6 @@ def _live(request: web.Request) -> dict[str, dict[str, Any]]:
 def _notice(request: web.Request) -> str:
     notice = request.query.get("notice", "")
     return notice if notice in NOTICES else ""
-
-
-def _definition(queue: Queue) -> QueueDefinition:
-    return QueueDefinition(
-        name=queue.name,
-        strategy=queue.strategy,
-        ring_timeout_seconds=queue.ring_timeout_seconds,
-        wrapup_seconds=queue.wrapup_seconds,
-        max_callers=queue.max_callers,
-        service_level_seconds=queue.service_level_seconds,
-        members=tuple(Member(m.interface, m.penalty, m.member_name) for m in queue.members),
-    )
 
 
 async def _phones(db: AsyncSession) -> list[User]:
@@ -165,6 +159,11 @@ def _read_form(posted: MultiDictProxy[Any], managed: bool) -> tuple[dict[str, An
     }
     if len(values["display_name"]) > 200 or any(ord(c) < 32 for c in values["display_name"]):
         errors["display_name"] = "queues.bad_display_name"
+    try:
+        values["inbound_number"] = inbound_number(str(posted.get("inbound_number", "")))
+    except ValueError:
+        values["inbound_number"] = str(posted.get("inbound_number"))
+        errors["inbound_number"] = "queues.bad_number"
     numbers = {"service_level_seconds": 20}
     if managed:
         numbers.update({"ring_timeout_seconds": 15, "max_callers": 0})
@@ -219,10 +218,26 @@ def _member_names(phones: list[User]) -> dict[str, str]:
     return {u.sip_endpoint or "": member_name(u.display_name or u.username) for u in phones}
 
 
-def _to_live_state(request: web.Request, queue: Queue, *, deleted: bool = False) -> None:
+async def _number_taken(
+    db: AsyncSession, values: dict[str, Any], errors: dict[str, str], queue_id: int | None = None
+) -> None:
+    """Each dialled number leads to one queue."""
+    number = values.get("inbound_number")
+    if errors.get("inbound_number") or not number:
+        return
+    other = await db.scalar(select(Queue.id).where(Queue.inbound_number == number))
+    if other is not None and other != queue_id:
+        errors["inbound_number"] = "queues.number_taken"
+
+
+async def _to_live_state(request: web.Request, queue: Queue, *, deleted: bool = False) -> None:
+    """The wallboard's settings and the FastAGI lookup's numbers follow a save at once."""
     live = request.app.get(LIVE_QUEUES)
     if live is not None:
         live.update(queue, deleted=deleted)
+    numbers = request.app.get(QUEUE_NUMBERS)
+    if numbers is not None:
+        await numbers.refresh()
 
 
 async def _apply(request: web.Request, db: AsyncSession, changed: str) -> str:
@@ -233,7 +248,7 @@ async def _apply(request: web.Request, db: AsyncSession, changed: str) -> str:
     try:
         async with applier.lock:
             managed = await db.scalars(select(Queue).where(Queue.managed.is_(True)))
-            await applier.apply([_definition(q) for q in managed], changed)
+            await applier.apply([definition_of(q) for q in managed], changed)
     except ApplyError as exc:
         log.warning("queue %s saved but not reloaded: %s", changed, exc)
         return "apply_failed"
@@ -243,6 +258,7 @@ async def _apply(request: web.Request, db: AsyncSession, changed: str) -> str:
 def _audit_details(queue: Queue) -> dict[str, Any]:
     details: dict[str, Any] = {
         "display_name": queue.display_name,
+        "inbound_number": queue.inbound_number,
         "service_level_seconds": queue.service_level_seconds,
         "abandoned_in_service_level": queue.abandoned_in_service_level,
     }
@@ -281,6 +297,7 @@ async def create_queue(request: web.Request) -> web.Response:
     async with request.app[SESSIONS]() as db:
         existing = set(await db.scalars(select(Queue.name)))
         names = _member_names(await _phones(db))
+        await _number_taken(db, values, errors)
     taken = existing | _shipped(request) | set(_live(request))
     _check(name, values, errors, managed=True)
     _only_known_members(values, errors, set(names))
@@ -309,7 +326,7 @@ async def create_queue(request: web.Request) -> web.Response:
         return await _list_page(
             request, status=400, errors={"name": "queues.name_taken"}, form=form
         )
-    _to_live_state(request, queue)
+    await _to_live_state(request, queue)
     async with request.app[SESSIONS]() as db:
         notice = await _apply(request, db, name)
     return redirect(f"{PATH}/{queue.id}?notice={notice}")
@@ -344,6 +361,7 @@ async def save_queue(request: web.Request) -> web.Response:
         names = _member_names(await _phones(db))
         known = set(names) | {m.interface for m in queue.members}
         _only_known_members(values, errors, known)
+        await _number_taken(db, values, errors, queue.id)
         if not errors:
             for key, value in values.items():
                 if key != "members":
@@ -363,7 +381,7 @@ async def save_queue(request: web.Request) -> web.Response:
     if errors:  # shown after the transaction: SQLite allows one writer, pages read
         form = {**values, "members": {m.interface: m for m in values.get("members", [])}}
         return await _edit_page(request, queue, status=400, errors=errors, form=form)
-    _to_live_state(request, queue)
+    await _to_live_state(request, queue)
     notice = "saved"
     if queue.managed:
         async with request.app[SESSIONS]() as db:
@@ -397,7 +415,7 @@ async def delete_queue(request: web.Request) -> web.Response:
     if refusal is not None:
         status, message = refusal
         return await _edit_page(request, queue, status=status, errors={"delete": message})
-    _to_live_state(request, queue, deleted=True)
+    await _to_live_state(request, queue, deleted=True)
     async with request.app[SESSIONS]() as db:
         notice = await _apply(request, db, queue.name)
     return redirect(f"{PATH}?notice={notice}")
