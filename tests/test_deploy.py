@@ -411,3 +411,37 @@ def test_serve_reads_the_queue_log_asterisk_writes(resolved):
     assert app_mounts[str(queue_log.parent)][1], "the app must mount Asterisk's logs read-only"
     assert app_mounts["/var/lib/callcenter"][0] == "appdata"
     assert "queue_log = yes" in (REPO / "asterisk-config" / "logger.conf").read_text("utf-8")
+
+
+def test_queues_made_on_the_screen_reach_asterisk_through_a_shared_volume(tmp_path, resolved):
+    """serve writes queues_managed.conf into a volume Asterisk mounts at the same path, and
+    Asterisk's etc/ links to it; rendering the configuration keeps the link and the queues."""
+    services = resolved["services"]
+    path = Path(services["callcenter"]["environment"]["CALLCENTER_QUEUES_CONFIG_PATH"])
+    assert path.name == "queues_managed.conf"
+    pbx_mounts, app_mounts = _mounts(services["asterisk"]), _mounts(services["callcenter"])
+    volume, read_only = app_mounts[str(path.parent)]
+    assert not read_only, "the app writes the file"
+    assert pbx_mounts[str(path.parent)][0] == volume and volume in resolved["volumes"]
+    # Only the process that holds AMI writes it (the proxy sends /admin/queues there).
+    for name in APP_SERVICES - {"callcenter"}:
+        environment = services.get(name, {}).get("environment", {})
+        assert "CALLCENTER_QUEUES_CONFIG_PATH" not in environment, name
+
+    entrypoint = (REPO / "docker" / "asterisk" / "entrypoint.sh").read_text(encoding="utf-8")
+    run_dir = re.search(r'RUN_DIR="\$\{PBX_RUN_DIR:-([^}]+)\}"', entrypoint)
+    assert run_dir and str(path.parent) == f"{run_dir.group(1)}/queues"
+    link = 'ln -sfn "$RUN_DIR/queues/queues_managed.conf" "$RUN_DIR/etc/queues_managed.conf"'
+    assert link in entrypoint and entrypoint.index(link) < entrypoint.index("render.py")
+
+    shared = tmp_path / "queues" / "queues_managed.conf"
+    shared.parent.mkdir()
+    shared.write_text("[billing](queue-common)\nstrategy = linear\n", encoding="utf-8")
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "queues_managed.conf").symlink_to(shared)
+    settings = load_render_module().settings_from_env(container_env(resolved) | filled_env())
+    render(settings, etc, str(tmp_path))
+    assert (etc / "queues_managed.conf").is_symlink()
+    assert shared.read_text(encoding="utf-8").startswith("[billing](queue-common)")
+    assert "#include queues_managed.conf" in (etc / "queues.conf").read_text(encoding="utf-8")
