@@ -7,9 +7,10 @@ spellings, 10 % unknown numbers):
   - lookup:  ``CallerLookups.lookup`` as the AGI server runs it (an asyncpg pool of its own,
              the statement prepared on each connection as it opens)
   - fastagi: the whole AGI session as Asterisk sees it: connect to the FastAGI server, send
-             the ``agi_*`` headers, answer each command (one ``EXEC MSet``), until the server
-             hangs up; the client runs in another process, so it does not share the server's
-             loop. This is the figure the goal names.
+             the ``agi_*`` headers (with a dialled number, ``agi_arg_1``), answer each
+             command (one ``EXEC MSet``), until the server hangs up; the client runs in
+             another process, so it does not share the server's loop. This is the figure the
+             goal names.
   - no-db:   the same sessions answered with fixed variables and no database: the floor the
              protocol and the machine's scheduler set (on a busy machine, most of the tail)
 Each phase looks up numbers of its own, so none finds its pages cached by an earlier phase.
@@ -42,6 +43,7 @@ from callcenter.channels.telephony.fastagi import (
     lookup_route,
 )
 from callcenter.channels.telephony.lookup import LOOKUP_SQL_POSTGRESQL, UNKNOWN
+from callcenter.channels.telephony.routing import QueueNumbers
 from callcenter.db import create_engine, session_factory
 from callcenter.domain.identity import normalize_phone
 from callcenter.models import Customer, Identity, IdentityKind
@@ -90,6 +92,10 @@ def load() -> str:
     return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
+DIALLED = "74957654321"
+"""The number the bench's callers dial (agi_arg_1)."""
+
+
 async def fixed_variables(request: AgiRequest) -> None:
     """The same session without a database: what the protocol and the scheduler cost."""
     await request.set_variables({"CC_CUSTOMER_ID": UNKNOWN, "CC_QUEUE_PRIO": "0"})
@@ -100,7 +106,8 @@ async def agi_session(port: int, number: str, route: str) -> int:
     writer.write(
         (
             f"agi_network: yes\nagi_network_script: {route}\nagi_channel: PJSIP/trunk-00000001\n"
-            f"agi_callerid: {number}\nagi_calleridname: Иван Петров\n\n"
+            f"agi_callerid: {number}\nagi_calleridname: Иван Петров\n"
+            f"agi_arg_1: {DIALLED}\n\n"
         ).encode()
     )
     commands = 0
@@ -171,7 +178,12 @@ async def main() -> None:
                 found += info.customer_id is not None
         print(figures("lookup", timings), f" found {found}/{len(lookup_numbers)}  {load()}")
 
-        server = FastAgiServer({"lookup": lookup_route(lookups), "floor": fixed_variables}, port=0)
+        # The route as serve runs it: the dialled number looked up in the queues' numbers (in
+        # memory; a queue has it only if this database gives it one: nothing is written).
+        queues = QueueNumbers(session_factory(engine), interval=3600)
+        await queues.refresh()
+        route = lookup_route(lookups, queues)
+        server = FastAgiServer({"lookup": route, "floor": fixed_variables}, port=0)
         await server.start()
         try:
             with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as client:

@@ -633,3 +633,31 @@ async def test_the_dialled_number_picks_the_queue_and_anything_else_goes_to_supp
         await ami.log.wait_for(
             since, "AgentConnect", Queue=queue, Linkedid=join.headers["Linkedid"]
         )
+
+
+@pytest.mark.asterisk
+async def test_a_queue_variable_that_is_no_queue_name_never_reaches_queue(
+    pbx, ami, start_sipp
+) -> None:
+    """Defence in depth: whatever CC_QUEUE holds (the AGI hands out checked names only), the
+    dialplan queues only a valid name, else support."""
+    for interface, paused in (("PJSIP/1001", "false"), ("PJSIP/1002", "true")):
+        response = await ami.client.send_action(
+            {"Action": "QueuePause", "Queue": "support", "Interface": interface, "Paused": paused}
+        )
+        assert response.ok, response.headers
+    hostile = iter(["sales,c,,,1", "sales:Hangup()", "Sales", "sales)"])
+
+    async def route(request: AgiRequest) -> None:
+        await request.set_variables({"CC_CUSTOMER_ID": "unknown", "CC_QUEUE": next(hostile)})
+
+    server = FastAgiServer({"lookup": route}, port=pbx.process.settings.agi_port)
+    await server.start()
+    try:
+        for _ in range(4):
+            since = ami.log.mark()
+            await call_number(pbx, start_sipp, OUR_NUMBER)
+            [join] = await ami.log.wait_for(since, "QueueCallerJoin", CallerIDNum=CUSTOMER_NUMBER)
+            assert join.headers["Queue"] == "support"
+    finally:
+        await server.stop()
