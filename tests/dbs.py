@@ -13,6 +13,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcenter.db import create_engine, session_factory
+from callcenter.migrate import upgrade_async
 
 PG_ADMIN_DSN = os.environ.get("CALLCENTER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_START_HINT = (
@@ -62,3 +67,20 @@ async def database(backend: str, directory: Path) -> AsyncIterator[str]:
     else:
         async with sqlite_database(directory) as url:
             yield url
+
+
+@pytest.fixture(name="database")
+async def migrated_postgres(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[str, async_sessionmaker[AsyncSession]]]:
+    """The `database` fixture of the suites that run the product's own processes (reliability,
+    scale; their conftests import it): a fresh migrated PostgreSQL database named after the test
+    module, dropped afterwards. Its URL, for the processes, and a session factory."""
+    module = request.module.__name__.rpartition(".")[2].removeprefix("test_")
+    async with postgres_database(f"cc_{module}") as url:
+        await upgrade_async(url)
+        engine = create_engine(url)
+        try:
+            yield url, session_factory(engine)
+        finally:
+            await engine.dispose()

@@ -1,3 +1,5 @@
-"""The real Asterisk, its AMI session and sipp phones, shared with the telephony tests."""
+"""The real Asterisk, its AMI session and sipp phones, shared with the telephony tests, and a
+migrated PostgreSQL database of the test's own."""
 
+from tests.dbs import migrated_postgres  # noqa: F401  (the `database` fixture)
 from tests.telephony.conftest import ami, pbx, sipp_binary, start_sipp  # noqa: F401  (fixtures)

@@ -7,44 +7,26 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from yarl import URL
 
-from callcenter.db import create_engine, session_factory
-from callcenter.migrate import upgrade_async
-from callcenter.models import Role, User
-from callcenter.passwords import hash_password
+from callcenter.models import Role
 from callcenter.web.presence import Presence
 from callcenter.web.streams import Hub
-from tests.dbs import postgres_database
 from tests.scale.processes import next_event, serve_process
+from tests.telephony.product import add_staff
 from tests.web.helpers import HTML, Visitor
 
 
 @pytest.fixture
-async def database() -> AsyncIterator[tuple[str, async_sessionmaker[AsyncSession]]]:
-    async with postgres_database("cc_presence") as url:
-        await upgrade_async(url)
-        engine = create_engine(url)
-        sessions = session_factory(engine)
-        async with sessions() as session, session.begin():
-            for name, role in (("anna", Role.AGENT), ("sveta", Role.SUPERVISOR)):
-                session.add(
-                    User(
-                        username=name,
-                        display_name=name.title(),
-                        role=role,
-                        password_hash=hash_password(f"password-{name}"),
-                    )
-                )
-        try:
-            yield url, sessions
-        finally:
-            await engine.dispose()
+async def staff(database: tuple[str, async_sessionmaker[AsyncSession]]) -> None:
+    """Agent anna and supervisor sveta."""
+    _, sessions = database
+    await add_staff(sessions, "anna", Role.AGENT)
+    await add_staff(sessions, "sveta", Role.SUPERVISOR)
 
 
 async def presence_of_anna(sveta: Visitor) -> str:
@@ -65,6 +47,7 @@ async def until_presence(sveta: Visitor, expected: str, timeout: float = 20.0) -
 
 
 @pytest.mark.postgres
+@pytest.mark.usefixtures("staff")
 async def test_an_agent_online_on_one_process_shows_online_on_the_other(
     database, tmp_path: Path
 ) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,11 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from yarl import URL
 
 from callcenter.channels.telephony.pbxconfig import free_port
-from callcenter.db import create_engine, session_factory
-from callcenter.migrate import upgrade_async
-from callcenter.models import Role, ScreenPop, User
-from callcenter.passwords import hash_password
-from tests.dbs import postgres_database
+from callcenter.models import Role, ScreenPop
 from tests.scale.processes import (
     listening,
     next_event,
@@ -30,6 +25,7 @@ from tests.scale.processes import (
     terminate_backend,
 )
 from tests.telephony.conftest import OUR_NUMBER, Ami, Pbx
+from tests.telephony.product import add_staff
 from tests.web.helpers import Visitor
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.postgres]
@@ -37,29 +33,12 @@ CALLER = "+79035556677"
 
 
 @pytest.fixture
-async def database() -> AsyncIterator[tuple[str, async_sessionmaker[AsyncSession]]]:
-    async with postgres_database("cc_scale") as url:
-        await upgrade_async(url)
-        engine = create_engine(url)
-        sessions = session_factory(engine)
-        async with sessions() as session, session.begin():
-            for name, role, endpoint in (
-                ("anna", Role.AGENT, "PJSIP/1001"),
-                ("boris", Role.AGENT, "PJSIP/1002"),
-                ("sveta", Role.SUPERVISOR, None),
-            ):
-                session.add(
-                    User(
-                        username=name,
-                        role=role,
-                        password_hash=hash_password(f"password-{name}"),
-                        sip_endpoint=endpoint,
-                    )
-                )
-        try:
-            yield url, sessions
-        finally:
-            await engine.dispose()
+async def staff(database: tuple[str, async_sessionmaker[AsyncSession]]) -> None:
+    """Agents anna (1001) and boris (1002), supervisor sveta."""
+    _, sessions = database
+    await add_staff(sessions, "anna", Role.AGENT, "PJSIP/1001")
+    await add_staff(sessions, "boris", Role.AGENT, "PJSIP/1002")
+    await add_staff(sessions, "sveta", Role.SUPERVISOR)
 
 
 async def ring_1001(ami: Ami, pbx: Pbx, start_sipp, callers: Path) -> None:
@@ -80,6 +59,7 @@ async def ring_1001(ami: Ami, pbx: Pbx, start_sipp, callers: Path) -> None:
         assert code == 0, report
 
 
+@pytest.mark.usefixtures("staff")
 async def test_a_pop_raised_on_one_process_reaches_the_agent_on_another(
     database, pbx: Pbx, ami: Ami, start_sipp, tmp_path: Path
 ) -> None:
