@@ -12,16 +12,12 @@ import asyncio
 import socket
 from pathlib import Path
 
-import aiohttp
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.channels.telephony.pbxconfig import free_port
-from callcenter.db import create_engine, session_factory
-from callcenter.migrate import upgrade_async
 from callcenter.models import Call, CallOutcome, Channel, Identity, IdentityKind, Interaction
-from tests.dbs import postgres_database
 from tests.reliability.callload import (
     SIPP_DIR,
     SUPPORT_NUMBER,
@@ -35,6 +31,7 @@ from tests.reliability.callload import (
 )
 from tests.reliability.processes import Processes, kill, until
 from tests.reliability.product import add_staff
+from tests.telephony.product import healthy
 
 pytestmark = pytest.mark.asterisk
 
@@ -42,14 +39,6 @@ CALLS = 5
 CHECKPOINT = "queue_log.checkpoint"  # in the data folder, saved after each AMI login
 CDR_CHECKPOINT = "cdr.checkpoint"
 TALK_MS = 15_000
-
-
-async def _healthy(base: str) -> bool:
-    try:
-        async with aiohttp.ClientSession() as http, http.get(base + "/healthz") as response:
-            return response.status == 200
-    except aiohttp.ClientError:
-        return False
 
 
 def _settings(url: str, pbx: LoadPbx, data_dir: Path) -> dict[str, str]:
@@ -64,19 +53,13 @@ def _settings(url: str, pbx: LoadPbx, data_dir: Path) -> dict[str, str]:
     }  # fmt: skip
 
 
-async def test_serve_killed_mid_call_and_restarted_records_each_call_once(tmp_path: Path) -> None:
-    async with postgres_database("cc_faults") as url:
-        await upgrade_async(url)
-        engine = create_engine(url)
-        sessions = session_factory(engine)
-        try:
-            async with load_pbx(tmp_path, agents=CALLS) as pbx:
-                agent_ids = await add_staff(sessions, pbx)
-                records = await _calls_across_a_kill(
-                    sessions, pbx, _settings(url, pbx, tmp_path), tmp_path
-                )
-        finally:
-            await engine.dispose()
+async def test_serve_killed_mid_call_and_restarted_records_each_call_once(
+    database: tuple[str, async_sessionmaker[AsyncSession]], tmp_path: Path
+) -> None:
+    url, sessions = database
+    async with load_pbx(tmp_path, agents=CALLS) as pbx:
+        agent_ids = await add_staff(sessions, pbx)
+        records = await _calls_across_a_kill(sessions, pbx, _settings(url, pbx, tmp_path), tmp_path)
 
     assert len(records) == CALLS, [r.__dict__ for r in records]
     assert len({r.linkedid for r in records}) == CALLS
@@ -91,18 +74,15 @@ async def _calls_across_a_kill(
 ) -> list[Call]:
     processes = Processes(work)
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
     agents = await start_agents(work, pbx, TALK_MS)
     try:
-        serve = await processes.start(["serve", "--port", str(port)], settings)
-        await until(lambda: _healthy(base), "serve up", timeout=120)
+        serve = await _serve(processes, port, settings, "serve up")
         await until(_exists(work / CHECKPOINT), "logged in to AMI (queue_log read)", timeout=30)
         callers = await start_callers(work, pbx, "support", CALLS, rate=CALLS)
         await asyncio.sleep(5)  # every call answered and talking
 
         await kill(serve)
-        serve = await processes.start(["serve", "--port", str(port)], settings)
-        await until(lambda: _healthy(base), "serve up again", timeout=120)
+        serve = await _serve(processes, port, settings, "serve up again")
 
         code, report = await callers.finish(timeout=120)
         assert code == 0, report
@@ -126,20 +106,15 @@ ANSWERED_DOWN, ABANDONED_DOWN, TALK_DOWN_MS = 3, 2, 6_000
 
 
 async def test_calls_ending_while_serve_is_down_are_recorded_from_the_queue_log(
+    database: tuple[str, async_sessionmaker[AsyncSession]],
     tmp_path: Path,
 ) -> None:
-    async with postgres_database("cc_faults_down") as url:
-        await upgrade_async(url)
-        engine = create_engine(url)
-        sessions = session_factory(engine)
-        try:
-            async with load_pbx(tmp_path, agents=ANSWERED_DOWN) as pbx:
-                agent_ids = await add_staff(sessions, pbx)
-                records = await _calls_ending_while_down(
-                    sessions, pbx, _settings(url, pbx, tmp_path), tmp_path
-                )
-        finally:
-            await engine.dispose()
+    url, sessions = database
+    async with load_pbx(tmp_path, agents=ANSWERED_DOWN) as pbx:
+        agent_ids = await add_staff(sessions, pbx)
+        records = await _calls_ending_while_down(
+            sessions, pbx, _settings(url, pbx, tmp_path), tmp_path
+        )
 
     assert len(records) == ANSWERED_DOWN + ABANDONED_DOWN, [r.__dict__ for r in records]
     assert len({r.linkedid for r in records}) == len(records)
@@ -165,11 +140,9 @@ async def _calls_ending_while_down(
 ) -> list[Call]:
     processes = Processes(work)
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
     agents = await start_agents(work, pbx, TALK_DOWN_MS)
     try:
-        serve = await processes.start(["serve", "--port", str(port)], settings)
-        await until(lambda: _healthy(base), "serve up", timeout=120)
+        serve = await _serve(processes, port, settings, "serve up")
         checkpoint = work / CHECKPOINT
         await until(_exists(checkpoint), "the queue_log checkpoint taken at login", timeout=30)
         callers = await start_callers(work, pbx, "support", ANSWERED_DOWN, rate=ANSWERED_DOWN)
@@ -184,8 +157,7 @@ async def _calls_ending_while_down(
         async with sessions() as session:
             assert await session.scalar(select(func.count()).select_from(Call)) == 0
 
-        serve = await processes.start(["serve", "--port", str(port)], settings)
-        await until(lambda: _healthy(base), "serve up again", timeout=120)
+        serve = await _serve(processes, port, settings, "serve up again")
 
         async def recorded() -> bool:
             async with sessions() as session:
@@ -196,8 +168,7 @@ async def _calls_ending_while_down(
         # A restart reads the checkpoint again: nothing is recorded twice.
         await processes.stop(serve)
         read = checkpoint.stat().st_mtime_ns
-        serve = await processes.start(["serve", "--port", str(port)], settings)
-        await until(lambda: _healthy(base), "serve up a third time", timeout=120)
+        serve = await _serve(processes, port, settings, "serve up a third time")
         await until(_rewritten(checkpoint, read), "the queue_log read again", timeout=30)
         await processes.stop(serve)
     finally:
@@ -213,36 +184,29 @@ REJECTED_CALLER = "+79035550101"  # tests/sipp/customer_rejected.xml
 
 
 async def test_calls_ending_before_the_queue_while_serve_is_down_are_recorded_from_the_cdr(
+    database: tuple[str, async_sessionmaker[AsyncSession]],
     tmp_path: Path,
 ) -> None:
     """A caller who hangs up during the greeting's lookup and a call to a number the dialplan
     rejects never reach a queue, so queue_log does not know them; a queue call is in both
     queue_log and the CDR. Each is stored once, also after another restart."""
-    async with postgres_database("cc_faults_cdr") as url:
-        await upgrade_async(url)
-        engine = create_engine(url)
-        sessions = session_factory(engine)
-        try:
-            async with load_pbx(tmp_path, agents=1) as pbx:
-                agent_ids = await add_staff(sessions, pbx)
-                await _calls_ending_before_the_queue(
-                    sessions, pbx, _settings(url, pbx, tmp_path), tmp_path
-                )
-                async with sessions() as session:
-                    records = list(await session.scalars(select(Call)))
-                    history = list(
-                        await session.scalars(
-                            select(Interaction)
-                            .join(Identity, Identity.customer_id == Interaction.customer_id)
-                            .where(
-                                Identity.kind == IdentityKind.PHONE,
-                                Identity.value == GREETING_CALLER,
-                                Interaction.channel == Channel.CALL,
-                            )
-                        )
+    url, sessions = database
+    async with load_pbx(tmp_path, agents=1) as pbx:
+        agent_ids = await add_staff(sessions, pbx)
+        await _calls_ending_before_the_queue(sessions, pbx, _settings(url, pbx, tmp_path), tmp_path)
+        async with sessions() as session:
+            records = list(await session.scalars(select(Call)))
+            history = list(
+                await session.scalars(
+                    select(Interaction)
+                    .join(Identity, Identity.customer_id == Interaction.customer_id)
+                    .where(
+                        Identity.kind == IdentityKind.PHONE,
+                        Identity.value == GREETING_CALLER,
+                        Interaction.channel == Channel.CALL,
                     )
-        finally:
-            await engine.dispose()
+                )
+            )
 
     assert len(records) == 3, [r.__dict__ for r in records]
     assert len({r.linkedid for r in records}) == 3
@@ -282,12 +246,10 @@ async def _calls_ending_before_the_queue(
 ) -> None:
     processes = Processes(work)
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
     sip = f"127.0.0.1:{pbx.process.sip_port}"
     agents = await start_agents(work, pbx, 3_000)
     try:
-        serve = await processes.start(["serve", "--port", str(port)], settings)
-        await until(lambda: _healthy(base), "serve up", timeout=120)
+        serve = await _serve(processes, port, settings, "serve up")
         checkpoint = work / CDR_CHECKPOINT
         # Asterisk has written no CDR yet: the checkpoint is the start of the file to come.
         await until(_exists(checkpoint), "the CDR checkpoint taken at login", timeout=30)
@@ -320,8 +282,7 @@ async def _calls_ending_before_the_queue(
         async with sessions() as session:
             assert await session.scalar(select(func.count()).select_from(Call)) == 0
 
-        serve = await processes.start(["serve", "--port", str(port)], settings)
-        await until(lambda: _healthy(base), "serve up again", timeout=120)
+        serve = await _serve(processes, port, settings, "serve up again")
 
         async def recorded() -> bool:
             async with sessions() as session:
@@ -331,14 +292,22 @@ async def _calls_ending_before_the_queue(
         # Another restart reads from the checkpoints: nothing is recorded twice.
         await processes.stop(serve)
         read = checkpoint.stat().st_mtime_ns
-        serve = await processes.start(["serve", "--port", str(port)], settings)
-        await until(lambda: _healthy(base), "serve up a third time", timeout=120)
+        serve = await _serve(processes, port, settings, "serve up a third time")
         await until(_rewritten(checkpoint, read), "the CDR read again", timeout=30)
         await processes.stop(serve)
     finally:
         for agent in agents:
             await agent.stop()
         await processes.close()
+
+
+async def _serve(
+    processes: Processes, port: int, settings: dict[str, str], what: str
+) -> asyncio.subprocess.Process:
+    """`callcenter serve` on `port`, once its health check answers (`what` names the wait)."""
+    serve = await processes.start(["serve", "--port", str(port)], settings)
+    await until(lambda: healthy(f"http://127.0.0.1:{port}"), what, timeout=120)
+    return serve
 
 
 def _exists(path: Path):  # type: ignore[no-untyped-def]

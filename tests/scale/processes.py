@@ -16,6 +16,7 @@ import asyncpg
 
 from callcenter.channels.telephony.pbxconfig import free_port
 from callcenter.pgnotify import asyncpg_dsn
+from tests.telephony.product import healthy
 
 SESSION_KEY = "scale-test-session-key-" + "x" * 32
 
@@ -29,14 +30,6 @@ class Served:
     @property
     def application_name(self) -> str:
         return f"callcenter-fanout:{self.pid}"
-
-
-async def _healthy(base: str) -> bool:
-    try:
-        async with aiohttp.ClientSession() as http, http.get(base + "/healthz") as response:
-            return response.status == 200
-    except aiohttp.ClientError:
-        return False
 
 
 @asynccontextmanager
@@ -63,7 +56,7 @@ async def serve_process(
     served = Served(f"http://127.0.0.1:{port}", process.pid, log)
     try:
         async with asyncio.timeout(40):
-            while not await _healthy(served.base):
+            while not await healthy(served.base):
                 assert process.returncode is None, log.read_text()
                 await asyncio.sleep(0.2)
         await listening(database_url, served.application_name)

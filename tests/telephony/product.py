@@ -48,7 +48,8 @@ async def add_staff(
         return user.id
 
 
-async def _healthy(base: str) -> bool:
+async def healthy(base: str) -> bool:
+    """Whether a web process at `base` answers its health check (200 from /healthz)."""
     try:
         async with aiohttp.ClientSession() as http, http.get(base + "/healthz") as response:
             return response.status == 200
@@ -84,7 +85,7 @@ async def running_product(
     base = f"http://127.0.0.1:{port}"
     try:
         async with asyncio.timeout(30):
-            while not await _healthy(base) or not _ami_ok():
+            while not await healthy(base) or not _ami_ok():
                 assert not task.done(), task
                 await asyncio.sleep(0.2)
         yield base
