@@ -11,11 +11,10 @@ import pytest
 from playwright.async_api import Browser, Locator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callcenter.models import Role, User
-from callcenter.passwords import hash_password
+from callcenter.models import Role
 from tests.browser import browser as browser  # the fixture
 from tests.telephony.conftest import Ami, Pbx
-from tests.telephony.product import running_product, signed_in
+from tests.telephony.product import add_staff, running_product, signed_in
 
 pytestmark = pytest.mark.asterisk
 
@@ -24,16 +23,7 @@ pytestmark = pytest.mark.asterisk
 async def base(
     database_url: str, sessions: async_sessionmaker[AsyncSession], pbx: Pbx, tmp_path: Path
 ) -> AsyncIterator[str]:
-    async with sessions() as session, session.begin():
-        session.add(
-            User(
-                username="anna",
-                display_name="Анна",
-                role=Role.AGENT,
-                password_hash=hash_password("password-anna"),
-                sip_endpoint="PJSIP/1001",
-            )
-        )
+    await add_staff(sessions, "anna", Role.AGENT, "PJSIP/1001")
     async with running_product(database_url, pbx, tmp_path) as url:
         yield url
 

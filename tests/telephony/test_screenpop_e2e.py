@@ -27,13 +27,11 @@ from callcenter.models import (
     Interaction,
     Role,
     ScreenPop,
-    User,
 )
-from callcenter.passwords import hash_password
 from tests.browser import PageWatch
 from tests.browser import browser as browser  # the fixture
 from tests.telephony.conftest import CUSTOMER_NUMBER, OUR_NUMBER, Ami, Pbx
-from tests.telephony.product import running_product, signed_in
+from tests.telephony.product import add_staff, running_product, signed_in
 
 pytestmark = pytest.mark.asterisk
 HOSTILE_NAME = "<img src=x onerror=alert(1)>"
@@ -49,17 +47,10 @@ class Running:
 
 
 async def seed(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, list[int]]:
+    await add_staff(sessions, "anna", Role.AGENT, "PJSIP/1001")
+    await add_staff(sessions, "boris", Role.AGENT, "PJSIP/1002")
     now = datetime.now(UTC)
     async with sessions() as session, session.begin():
-        for name, endpoint in (("anna", "PJSIP/1001"), ("boris", "PJSIP/1002")):
-            session.add(
-                User(
-                    username=name,
-                    role=Role.AGENT,
-                    password_hash=hash_password(f"password-{name}"),
-                    sip_endpoint=endpoint,
-                )
-            )
         telegram = await ingest(
             session,
             InboundMessage(
