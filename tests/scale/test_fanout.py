@@ -9,14 +9,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import asyncpg
 import pytest
 
 from callcenter.models import Role, User
 from callcenter.pgnotify import PgNotify, asyncpg_dsn
 from callcenter.web.fanout import Fanout, Reassembler, close_inactive, split
 from callcenter.web.streams import Connection, Hub
-from tests.dbs import PG_ADMIN_DSN, postgres_database
+from tests.dbs import postgres_database
+from tests.scale.processes import listening, terminate_backend
 
 pytestmark = pytest.mark.postgres
 
@@ -45,38 +45,11 @@ async def process(url: str, name: str) -> AsyncIterator[Process]:
     stop = asyncio.Event()
     task = asyncio.create_task(notify.run(stop))
     try:
-        await backend_of(name)
+        await listening(url, name)
         yield Process(name, hub, notify, resyncs)
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
-
-
-async def backend_of(name: str, other_than: int | None = None) -> int:
-    """The pid of the backend of ``name`` once it has listened (its first statement)."""
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        async with asyncio.timeout(20):
-            while True:
-                pid = await admin.fetchval(
-                    "SELECT pid FROM pg_stat_activity WHERE application_name = $1"
-                    " AND pid IS DISTINCT FROM $2 AND query <> ''",
-                    name,
-                    other_than,
-                )
-                if pid is not None:
-                    return pid
-                await asyncio.sleep(0.1)
-    finally:
-        await admin.close()
-
-
-async def terminate(pid: int) -> None:
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
-    finally:
-        await admin.close()
 
 
 def connect(hub: Hub, user_id: int, role: Role = Role.AGENT) -> Connection:
@@ -148,11 +121,11 @@ async def test_wallboard_and_closing_a_users_streams_cross_processes(url: str) -
 async def test_after_the_listen_connection_is_killed_it_recovers_and_resyncs(url: str) -> None:
     async with process(url, "cc-a") as a, process(url, "cc-b") as b:
         anna_on_b, boris_on_a = connect(b.hub, 1), connect(a.hub, 2)
-        old = await backend_of("cc-b")
-        await terminate(old)
+        old = await listening(url, "cc-b")
+        await terminate_backend(url, old)
         # Published by b while its connection is down: kept and sent once it is back.
         b.hub.publish_to_user(2, "card", {"id": "pop:while-down"})
-        await backend_of("cc-b", other_than=old)
+        await listening(url, "cc-b", other_than=old)
         async with asyncio.timeout(10):
             while b.resyncs != [1]:
                 await asyncio.sleep(0.05)
