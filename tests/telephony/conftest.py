@@ -99,16 +99,26 @@ async def pbx() -> AsyncIterator[Pbx]:
 
 
 @pytest.fixture(scope="session")
-async def ami(pbx: Pbx) -> AsyncIterator[Ami]:
+async def ami_client(pbx: Pbx) -> AsyncIterator[AmiClient]:
     settings = pbx.process.settings
     client = AmiClient("127.0.0.1", settings.ami_port, settings.ami_username, settings.ami_secret)
-    log = EventLog()
-    client.add_listener(log)
     await client.start()
     try:
-        yield Ami(client, log)
+        yield client
     finally:
         await client.stop()
+
+
+@pytest.fixture
+async def ami(ami_client: AmiClient) -> AsyncIterator[Ami]:
+    """The session's AMI connection with a log of the events during this test only: a log
+    kept for the session would grow through every later test (and read as their memory)."""
+    log = EventLog()
+    ami_client.add_listener(log)
+    try:
+        yield Ami(ami_client, log)
+    finally:
+        ami_client.remove_listener(log)
 
 
 @pytest.fixture(scope="session")

@@ -195,6 +195,43 @@ async def test_a_listener_gets_only_the_events_it_asked_for():
     assert [e.headers["CallerIDName"] for e in new_channels] == ["Ёлкина Жанна 🙂"]
 
 
+async def test_a_removed_listener_gets_nothing_more():
+    sent = asyncio.Event()
+
+    async def fake_ami(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(BANNER)
+        request = await reader.readuntil(b"\r\n\r\n")
+        action_id = request.split(b"ActionID: ")[1].split(b"\r\n")[0]
+        writer.write(b"Response: Success\r\nActionID: " + action_id + b"\r\n\r\n")
+        writer.write(b"Event: FullyBooted\r\n\r\n" + AGENT_CALLED.encode())
+        await sent.wait()
+        writer.write(NEWCHANNEL.encode())
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(fake_ami, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    kept, removed = [], []
+    client = AmiClient("127.0.0.1", port, "u", "s", ping_interval=3600)
+    client.add_listener(kept.append)
+    client.add_listener(removed.append)
+    try:
+        await client.start(timeout=5)
+        async with asyncio.timeout(5):
+            while len(removed) < 2:
+                await asyncio.sleep(0.01)
+        client.remove_listener(removed.append)
+        sent.set()
+        async with asyncio.timeout(5):
+            while len(kept) < 3:
+                await asyncio.sleep(0.01)
+    finally:
+        await client.stop()
+        server.close()
+    assert [e.name for e in kept] == ["FullyBooted", "AgentCalled", "Newchannel"]
+    assert [e.name for e in removed] == ["FullyBooted", "AgentCalled"]
+
+
 def test_routes_skip_frames_that_are_no_event_and_stay_bounded():
     everything, hangups = object(), object()
     routes = EventRoutes([(everything, None), (hangups, frozenset({"Hangup"}))])

@@ -175,6 +175,12 @@ class AmiClient:
         self._listeners.append((listener, None if events is None else frozenset(events)))
         self._routes.clear()
 
+    def remove_listener(self, listener: EventListener) -> None:
+        """Stop calling `listener` (every registration of it; a bound method equals another
+        made from the same object)."""
+        self._listeners[:] = [entry for entry in self._listeners if entry[0] != listener]
+        self._routes.clear()
+
     @property
     def connected(self) -> bool:
         return self._logged_in.is_set()
