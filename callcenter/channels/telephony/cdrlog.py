@@ -23,17 +23,16 @@ happens to sit just before it). A record that cannot be read is logged and skipp
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from callcenter.channels.telephony.events import CallEnded
-from callcenter.config import ConfigError, Settings
+from callcenter.channels.telephony.logfiles import Checkpoint, CheckpointedFile, server_files
+from callcenter.config import Settings
 from callcenter.models import CallOutcome
 
 log = logging.getLogger(__name__)
@@ -57,12 +56,6 @@ INBOUND_CONTEXTS = frozenset({"from-trunk", "inbound"})
 MAX_LINES = 8
 """The most lines one record may span (line breaks in a caller name)."""
 _CLID = re.compile(r'"(?P<name>.*)" <(?P<number>[^<>]*)>', re.DOTALL)
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    inode: int
-    offset: int
 
 
 def _decode(raw: bytes) -> str:
@@ -222,22 +215,8 @@ def parse(data: bytes, base: int = 0) -> tuple[list[CallEnded], int]:
     return [call for call in calls if call is not None], resume
 
 
-class CdrLog:
+class CdrLog(CheckpointedFile):
     """One Asterisk's CDR file and the checkpoint of what was read of it."""
-
-    def __init__(self, path: Path, checkpoint: Path) -> None:
-        self.path = path
-        self.checkpoint_path = checkpoint
-
-    def _checkpoint(self) -> Checkpoint | None:
-        try:
-            saved = json.loads(self.checkpoint_path.read_text(encoding="utf-8"))
-            return Checkpoint(int(saved["inode"]), int(saved["offset"]))
-        except FileNotFoundError:
-            return None
-        except (ValueError, KeyError, TypeError):
-            log.error("%s is damaged; reading %s from its start", self.checkpoint_path, self.path)
-            return Checkpoint(0, 0)
 
     def _rotated(self, saved: Checkpoint) -> bytes:
         """The unread rest of the file the checkpoint was taken in, when it was renamed and
@@ -295,24 +274,9 @@ class CdrLog:
         more, resume = parse(data, base)
         return ended + more, Checkpoint(stat.st_ino, resume)
 
-    def save(self, checkpoint: Checkpoint) -> None:
-        self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.checkpoint_path.with_suffix(".tmp")
-        temporary.write_text(
-            json.dumps({"inode": checkpoint.inode, "offset": checkpoint.offset}), encoding="utf-8"
-        )
-        temporary.replace(self.checkpoint_path)
-
 
 def cdr_log_of(settings: Settings, server: str) -> CdrLog | None:
     """The CDR file of one AMI server (``server`` is its ami_servers name, empty for the only
     one), or None when cdr_path is not set."""
-    if not settings.cdr_path:
-        return None
-    if server and "{server}" not in settings.cdr_path:
-        raise ConfigError("cdr_path: with several ami_servers, name each file by {server}")
-    suffix = f"-{server}" if server else ""
-    return CdrLog(
-        Path(settings.cdr_path.replace("{server}", server)),
-        settings.data_dir / f"cdr{suffix}.checkpoint",
-    )
+    files = server_files("cdr_path", settings.cdr_path, server, settings.data_dir, "cdr")
+    return None if files is None else CdrLog(*files)

@@ -16,16 +16,15 @@ are not imported. Calls that never reached a queue do not appear in queue_log.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from callcenter.channels.telephony.events import CallEnded
-from callcenter.config import ConfigError, Settings
+from callcenter.channels.telephony.logfiles import Checkpoint, CheckpointedFile, server_files
+from callcenter.config import Settings
 from callcenter.models import CallOutcome
 
 log = logging.getLogger(__name__)
@@ -49,12 +48,6 @@ class _Queued:
     agent: str | None = None
     answered: datetime | None = None
     wait: int = 0
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    inode: int
-    offset: int
 
 
 def _at(epoch: str) -> datetime:
@@ -125,22 +118,8 @@ def _ended(callid: str, call: _Queued, event: str, at: datetime) -> CallEnded:
     )
 
 
-class QueueLog:
+class QueueLog(CheckpointedFile):
     """One Asterisk's queue_log file and the checkpoint of what was read of it."""
-
-    def __init__(self, path: Path, checkpoint: Path) -> None:
-        self.path = path
-        self.checkpoint_path = checkpoint
-
-    def _checkpoint(self) -> Checkpoint | None:
-        try:
-            saved = json.loads(self.checkpoint_path.read_text(encoding="utf-8"))
-            return Checkpoint(int(saved["inode"]), int(saved["offset"]))
-        except FileNotFoundError:
-            return None
-        except (ValueError, KeyError, TypeError):
-            log.error("%s is damaged; reading %s from its start", self.checkpoint_path, self.path)
-            return Checkpoint(0, 0)
 
     def read(
         self, members: Mapping[str, str] | None = None
@@ -165,24 +144,11 @@ class QueueLog:
         ended, resume = parse(data, base, members)
         return ([] if first_start else ended), Checkpoint(inode, resume)
 
-    def save(self, checkpoint: Checkpoint) -> None:
-        self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.checkpoint_path.with_suffix(".tmp")
-        temporary.write_text(
-            json.dumps({"inode": checkpoint.inode, "offset": checkpoint.offset}), encoding="utf-8"
-        )
-        temporary.replace(self.checkpoint_path)
-
 
 def queue_log_of(settings: Settings, server: str) -> QueueLog | None:
     """The queue_log of one AMI server (``server`` is its ami_servers name, empty for the only
     one), or None when queue_log_path is not set."""
-    if not settings.queue_log_path:
-        return None
-    if server and "{server}" not in settings.queue_log_path:
-        raise ConfigError("queue_log_path: with several ami_servers, name each file by {server}")
-    suffix = f"-{server}" if server else ""
-    return QueueLog(
-        Path(settings.queue_log_path.replace("{server}", server)),
-        settings.data_dir / f"queue_log{suffix}.checkpoint",
+    files = server_files(
+        "queue_log_path", settings.queue_log_path, server, settings.data_dir, "queue_log"
     )
+    return None if files is None else QueueLog(*files)
