@@ -157,20 +157,9 @@ async def _calls_ending_while_down(
         async with sessions() as session:
             assert await session.scalar(select(func.count()).select_from(Call)) == 0
 
-        serve = await _serve(processes, port, settings, "serve up again")
-
-        async def recorded() -> bool:
-            async with sessions() as session:
-                stored = await session.scalar(select(func.count()).select_from(Call)) or 0
-                return stored >= ANSWERED_DOWN + ABANDONED_DOWN
-
-        await until(recorded, "the calls ended while down recorded", timeout=60)
-        # A restart reads the checkpoint again: nothing is recorded twice.
-        await processes.stop(serve)
-        read = checkpoint.stat().st_mtime_ns
-        serve = await _serve(processes, port, settings, "serve up a third time")
-        await until(_rewritten(checkpoint, read), "the queue_log read again", timeout=30)
-        await processes.stop(serve)
+        await _recovered_then_read_again(
+            processes, port, settings, sessions, ANSWERED_DOWN + ABANDONED_DOWN, checkpoint
+        )
     finally:
         for agent in agents:
             await agent.stop()
@@ -282,23 +271,35 @@ async def _calls_ending_before_the_queue(
         async with sessions() as session:
             assert await session.scalar(select(func.count()).select_from(Call)) == 0
 
-        serve = await _serve(processes, port, settings, "serve up again")
-
-        async def recorded() -> bool:
-            async with sessions() as session:
-                return (await session.scalar(select(func.count()).select_from(Call)) or 0) >= 3
-
-        await until(recorded, "the calls ended while down recorded", timeout=60)
-        # Another restart reads from the checkpoints: nothing is recorded twice.
-        await processes.stop(serve)
-        read = checkpoint.stat().st_mtime_ns
-        serve = await _serve(processes, port, settings, "serve up a third time")
-        await until(_rewritten(checkpoint, read), "the CDR read again", timeout=30)
-        await processes.stop(serve)
+        await _recovered_then_read_again(processes, port, settings, sessions, 3, checkpoint)
     finally:
         for agent in agents:
             await agent.stop()
         await processes.close()
+
+
+async def _recovered_then_read_again(
+    processes: Processes,
+    port: int,
+    settings: dict[str, str],
+    sessions: async_sessionmaker[AsyncSession],
+    count: int,
+    checkpoint: Path,
+) -> None:
+    """Start serve until `count` calls are recorded, then once more until it has read
+    `checkpoint`'s file again (a restart must record nothing twice; the callers assert that)."""
+    serve = await _serve(processes, port, settings, "serve up again")
+
+    async def recorded() -> bool:
+        async with sessions() as session:
+            return (await session.scalar(select(func.count()).select_from(Call)) or 0) >= count
+
+    await until(recorded, "the calls ended while down recorded", timeout=60)
+    await processes.stop(serve)
+    read = checkpoint.stat().st_mtime_ns
+    serve = await _serve(processes, port, settings, "serve up a third time")
+    await until(_rewritten(checkpoint, read), f"{checkpoint.name} read again", timeout=30)
+    await processes.stop(serve)
 
 
 async def _serve(
